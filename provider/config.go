@@ -1,0 +1,138 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+)
+
+// Secret is a credential. It formats as "[redacted]" with every fmt verb,
+// in slog output and in JSON, so a Config can be printed or logged without
+// leaking it. Convert it with string(s) where the real value is needed.
+type Secret string
+
+const redacted = "[redacted]"
+
+// String returns "[redacted]" (or "" for an empty secret).
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString returns "[redacted]" for %#v.
+func (s Secret) GoString() string { return `"` + s.String() + `"` }
+
+// Format writes "[redacted]" whatever the verb.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, s.GoString())
+		return
+	}
+	fmt.Fprint(f, s.String())
+}
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText implements encoding.TextMarshaler, so JSON and other encoders
+// write "[redacted]" too.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Config is what a Factory needs to build a Provider. Every field is
+// optional; each driver documents the defaults it takes from the
+// environment (for example DIGITALOCEAN_TOKEN).
+type Config struct {
+	// Token is the API token (DigitalOcean, Hetzner). Empty means "take it
+	// from the provider's conventional environment variable".
+	Token Secret
+	// AccessKeyID, SecretAccessKey and SessionToken are static AWS
+	// credentials. Empty means the AWS default credential chain.
+	AccessKeyID     string
+	SecretAccessKey Secret
+	SessionToken    Secret
+	// Region is the default region for clouds whose API is regional (AWS),
+	// used when a request does not name one and for account-wide calls.
+	Region string
+	// Endpoint overrides the API base URL, for simulated clouds, proxies and
+	// tests. Empty means the cloud's public endpoint.
+	Endpoint string
+	// HTTPClient is the client used for API calls. Nil means a client built
+	// by the driver on http.DefaultTransport. Its Transport is wrapped with
+	// the account's rate-limit pacer.
+	HTTPClient *http.Client
+	// Timeouts bounds waits and requests; zero fields take defaults.
+	Timeouts ProviderTimeouts
+	// Logger receives debug logs of API calls, retries and waits. Nil means
+	// no logging. Tokens and user data are never logged.
+	Logger *slog.Logger
+	// Owner is the ownership label value; empty means DefaultOwner
+	// ("spuff"). Instances and snapshots carry OwnerLabel=Owner, and only
+	// those are listed.
+	Owner string
+	// WaitPolicy schedules polls while waiting; nil means AdaptiveWait tuned
+	// by the driver to its cloud's typical boot time.
+	WaitPolicy WaitPolicy
+	// Pacer paces API calls under the account's rate limit; nil means the
+	// pacer shared by every Provider of the same provider and credentials in
+	// this process (see SharedPacer).
+	Pacer *Pacer
+	// Getenv reads environment variables; nil means os.Getenv. Tests set it
+	// to stay independent of the process environment.
+	Getenv func(string) string
+}
+
+// OwnerValue returns c.Owner, or DefaultOwner when it is empty.
+func (c *Config) OwnerValue() string {
+	if c.Owner == "" {
+		return DefaultOwner
+	}
+	return c.Owner
+}
+
+// Env returns the value of the environment variable key, through c.Getenv
+// when set.
+func (c *Config) Env(key string) string {
+	if c.Getenv != nil {
+		return c.Getenv(key)
+	}
+	return os.Getenv(key)
+}
+
+// TokenFromEnv returns c.Token, else the first non-empty value of the given
+// environment variables, else "".
+func (c *Config) TokenFromEnv(keys ...string) Secret {
+	if c.Token != "" {
+		return c.Token
+	}
+	for _, k := range keys {
+		if v := c.Env(k); v != "" {
+			return Secret(v)
+		}
+	}
+	return ""
+}
+
+// Log returns c.Logger, or a logger that discards everything.
+func (c *Config) Log() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Validate checks the fields every driver shares.
+func (c *Config) Validate() error {
+	if c.Owner != "" && (len(c.Owner) > MaxLabelValueLength || !labelWord(c.Owner)) {
+		return invalid("Config.Owner", fmt.Sprintf("owner must be 1 to %d letters, digits, '-' or '_', starting and ending with a letter or digit", MaxLabelValueLength))
+	}
+	return nil
+}
+
+// A Factory builds a Provider from a Config. It is registered with Register
+// and called by Open. It must not make network calls that can hang: Open
+// passes a context, and a factory that checks credentials online honours it.
+type Factory func(ctx context.Context, cfg Config) (Provider, error)

@@ -1,0 +1,56 @@
+// Package provider is spuff's portable API for short-lived cloud machines:
+// the Provider interface every cloud driver implements, the request and
+// result types (InstanceRequest, ImageSpec, Instance, Snapshot, SSHKey), the
+// errors callers classify, the registry drivers register with, and the
+// policies — validation, retry, pacing and waiting — that every driver
+// shares. It imports no cloud SDK.
+//
+// # Opening a provider
+//
+// Drivers live in sub-packages and register themselves when imported, as
+// database/sql drivers do:
+//
+//	import (
+//		"github.com/spuffgo/spuff/provider"
+//		_ "github.com/spuffgo/spuff/provider/hetzner"
+//	)
+//
+//	p, err := provider.Open(ctx, "hetzner", provider.Config{}) // token from HCLOUD_TOKEN
+//
+// Each driver also has a constructor taking an SDK client the caller built,
+// for full control of the transport.
+//
+// # Lifecycle
+//
+// CreateInstance validates the request before any network call, labels the
+// machine as managed (OwnerLabel=Config.Owner, "managed-by=spuff" by
+// default) and never leaves two machines when retried. WaitReady polls
+// adaptively until the machine runs and has a public IP. DestroyInstance and
+// DeleteSnapshot are idempotent. ListInstances and ListSnapshots return
+// every managed resource and only those.
+//
+// # Errors
+//
+// Every error a Provider returns is, or wraps, an *Error whose Kind says
+// what went wrong. Test the kind with errors.Is against the sentinels:
+//
+//	switch {
+//	case errors.Is(err, provider.ErrNotFound):
+//	case errors.Is(err, provider.ErrRateLimit):
+//		d, _ := provider.RetryAfter(err)
+//	case errors.Is(err, provider.ErrInvalidConfig):
+//	}
+//
+// Use errors.As to read the details (Field, Status, Elapsed, LastState), and
+// errors.As again on the same error to reach the SDK's own error type, which
+// *Error wraps. IsRetryable reports whether a failed call may succeed when
+// repeated. Errors never contain credentials or user data.
+//
+// # Policies
+//
+// Drivers route their API calls through a Policy (NewPolicy): safe calls are
+// retried with jittered backoff honouring Retry-After; all calls of one
+// account share a Pacer that keeps them under the cloud's rate limit, fed by
+// its RateLimit-* headers; waits use a Waiter whose WaitPolicy polls often
+// near the expected completion and rarely before it.
+package provider

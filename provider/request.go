@@ -1,0 +1,225 @@
+package provider
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"unicode/utf8"
+)
+
+// OwnerLabel is the label key that marks an instance or snapshot as managed
+// by spuff. Its value is Config.Owner ("spuff" by default). ListInstances and
+// ListSnapshots return only resources that carry it; callers cannot set it
+// through InstanceRequest.Labels.
+const OwnerLabel = "managed-by"
+
+// DefaultOwner is the ownership label value used when Config.Owner is empty.
+const DefaultOwner = "spuff"
+
+// Limits common to the three clouds, enforced by InstanceRequest.Validate.
+const (
+	// MaxNameLength is the longest instance name: one DNS label (RFC 1123),
+	// which Hetzner requires.
+	MaxNameLength = 63
+	// MaxLabelKeyLength and MaxLabelValueLength bound label keys and values.
+	MaxLabelKeyLength   = 63
+	MaxLabelValueLength = 63
+	// MaxLabels is the most labels a request may carry (AWS allows 50 tags;
+	// the ownership and Name tags take two of them).
+	MaxLabels = 40
+)
+
+// InstanceRequest describes the machine CreateInstance makes.
+type InstanceRequest struct {
+	// Name is the machine's name and hostname: 1 to 63 letters, digits,
+	// hyphens and dots, each dot-separated part starting and ending with a
+	// letter or digit. Required. A retried create with the same Name never
+	// makes a second machine.
+	Name string
+	// Region is the region or location ("nyc3", "fsn1", "eu-west-1"). Required.
+	Region string
+	// Size is the size slug, server type or instance type ("s-1vcpu-1gb",
+	// "cx22", "t3.micro"). Required.
+	Size string
+	// Image is the image to boot. Required.
+	Image ImageSpec
+	// UserData is the cloud-init script passed to the machine, if any. It
+	// never appears in errors or logs.
+	UserData string
+	// Labels are the caller's labels, set on the machine next to the
+	// ownership label. Keys are 1 to 63 letters, digits, '-' and '_',
+	// starting and ending with a letter or digit; values are the same or
+	// empty. The key OwnerLabel is reserved.
+	Labels map[string]string
+	// SSHKeys names the account SSH keys to install (IDs, names or
+	// fingerprints as SSHKey reports them).
+	SSHKeys []string
+}
+
+// Limits are the per-cloud constraints a driver adds to the common rules
+// when it validates a request (see InstanceRequest.ValidateWith).
+type Limits struct {
+	// MaxUserDataBytes is the largest user data the cloud accepts; 0 means no
+	// limit of its own.
+	MaxUserDataBytes int
+	// UserDataUTF8 requires user data to be valid UTF-8 (clouds that carry it
+	// in JSON strings).
+	UserDataUTF8 bool
+	// Check, if set, runs after the common rules pass, for anything else the
+	// cloud rejects. It should return errors made with InvalidField.
+	Check func(req *InstanceRequest) error
+}
+
+// Validate checks req against the rules every cloud shares and returns the
+// first violation as an *Error of KindInvalidConfig whose Field names the
+// offending field. It makes no network call.
+func (req *InstanceRequest) Validate() error { return req.ValidateWith(Limits{}) }
+
+// ValidateWith checks req against the common rules and then the driver's
+// limits. Drivers call it at the top of CreateInstance, before any network
+// call.
+func (req *InstanceRequest) ValidateWith(l Limits) error {
+	if req == nil {
+		return invalid("InstanceRequest", "request is nil")
+	}
+	if err := checkName(req.Name); err != nil {
+		return err
+	}
+	if err := checkToken("Region", req.Region); err != nil {
+		return err
+	}
+	if err := checkToken("Size", req.Size); err != nil {
+		return err
+	}
+	if err := req.Image.Validate(); err != nil {
+		return err
+	}
+	if l.MaxUserDataBytes > 0 && len(req.UserData) > l.MaxUserDataBytes {
+		return invalid("UserData", fmt.Sprintf("user data is %d bytes; the limit is %d", len(req.UserData), l.MaxUserDataBytes))
+	}
+	if l.UserDataUTF8 && !utf8.ValidString(req.UserData) {
+		return invalid("UserData", "user data is not valid UTF-8")
+	}
+	if err := checkLabels(req.Labels); err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(req.SSHKeys))
+	for i, k := range req.SSHKeys {
+		field := "SSHKeys[" + strconv.Itoa(i) + "]"
+		if k == "" {
+			return invalid(field, "empty SSH key reference")
+		}
+		if len(k) > 255 || !printableASCII(k) {
+			return invalid(field, "SSH key reference must be at most 255 printable ASCII characters")
+		}
+		if seen[k] {
+			return invalid(field, fmt.Sprintf("SSH key %q named twice", k))
+		}
+		seen[k] = true
+	}
+	if l.Check != nil {
+		return l.Check(req)
+	}
+	return nil
+}
+
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return invalid("Name", "name is required")
+	case len(name) > MaxNameLength:
+		return invalid("Name", fmt.Sprintf("name is %d characters; the limit is %d", len(name), MaxNameLength))
+	}
+	start := 0
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) && name[i] != '.' {
+			c := name[i]
+			if !isAlnum(c) && c != '-' {
+				return invalid("Name", fmt.Sprintf("name %q contains %q; use letters, digits, '-' and '.'", name, rune(c)))
+			}
+			continue
+		}
+		part := name[start:i]
+		if part == "" || !isAlnum(part[0]) || !isAlnum(part[len(part)-1]) {
+			return invalid("Name", fmt.Sprintf("name %q: each dot-separated part must start and end with a letter or digit", name))
+		}
+		start = i + 1
+	}
+	return nil
+}
+
+// checkToken checks a region or size: required, short, and made of the
+// characters cloud identifiers use.
+func checkToken(field, v string) error {
+	if v == "" {
+		return invalid(field, field+" is required")
+	}
+	if len(v) > 64 {
+		return invalid(field, fmt.Sprintf("%s is %d characters; the limit is 64", field, len(v)))
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !isAlnum(c) && c != '-' && c != '.' && c != '_' {
+			return invalid(field, fmt.Sprintf("%s %q contains %q", field, v, rune(c)))
+		}
+	}
+	return nil
+}
+
+func checkLabels(labels map[string]string) error {
+	if len(labels) > MaxLabels {
+		return invalid("Labels", fmt.Sprintf("%d labels; the limit is %d", len(labels), MaxLabels))
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // report the same violation every time
+	for _, k := range keys {
+		field := fmt.Sprintf("Labels[%q]", k)
+		if k == OwnerLabel {
+			return invalid(field, "the label "+OwnerLabel+" is reserved for the ownership label")
+		}
+		if k == "" || len(k) > MaxLabelKeyLength || !labelWord(k) {
+			return invalid(field, fmt.Sprintf("label key must be 1 to %d letters, digits, '-' or '_', starting and ending with a letter or digit", MaxLabelKeyLength))
+		}
+		v := labels[k]
+		if v != "" && (len(v) > MaxLabelValueLength || !labelWord(v)) {
+			return invalid(field, fmt.Sprintf("label value must be empty or 1 to %d letters, digits, '-' or '_', starting and ending with a letter or digit", MaxLabelValueLength))
+		}
+	}
+	return nil
+}
+
+func labelWord(s string) bool {
+	if !isAlnum(s[0]) || !isAlnum(s[len(s)-1]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// InvalidField returns an *Error of KindInvalidConfig naming field, for
+// drivers' Limits.Check and option validation.
+func InvalidField(field, message string) *Error { return invalid(field, message) }
+
+func invalid(field, message string) *Error {
+	return &Error{Kind: KindInvalidConfig, Field: field, Message: message}
+}
