@@ -63,26 +63,29 @@ type Config struct {
 	// HTTPClient is the client used for API calls. Nil means a client built
 	// by the driver on http.DefaultTransport. Its Transport is wrapped with
 	// the account's rate-limit pacer.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `json:"-"`
 	// Timeouts bounds waits and requests; zero fields take defaults.
 	Timeouts ProviderTimeouts
 	// Logger receives debug logs of API calls, retries and waits. Nil means
 	// no logging. Tokens and user data are never logged.
-	Logger *slog.Logger
+	Logger *slog.Logger `json:"-"`
 	// Owner is the ownership label value; empty means DefaultOwner
 	// ("spuff"). Instances and snapshots carry OwnerLabel=Owner, and only
 	// those are listed.
 	Owner string
 	// WaitPolicy schedules polls while waiting; nil means AdaptiveWait tuned
 	// by the driver to its cloud's typical boot time.
-	WaitPolicy WaitPolicy
+	WaitPolicy WaitPolicy `json:"-"`
+	// Retry is the retry policy of calls that are safe to repeat; zero
+	// fields take RetryPolicy's defaults.
+	Retry RetryPolicy
 	// Pacer paces API calls under the account's rate limit; nil means the
 	// pacer shared by every Provider of the same provider and credentials in
 	// this process (see SharedPacer).
-	Pacer *Pacer
+	Pacer *Pacer `json:"-"`
 	// Getenv reads environment variables; nil means os.Getenv. Tests set it
 	// to stay independent of the process environment.
-	Getenv func(string) string
+	Getenv func(string) string `json:"-"`
 }
 
 // OwnerValue returns c.Owner, or DefaultOwner when it is empty.

@@ -54,7 +54,10 @@ func NewPolicy(name string, cfg Config, d PolicyDefaults) *Policy {
 		Log:      cfg.Log(),
 		Pacer:    cfg.Pacer,
 		Wait:     cfg.WaitPolicy,
-		Retry:    RetryPolicy{AttemptTimeout: t.HTTPRequest},
+		Retry:    cfg.Retry,
+	}
+	if p.Retry.AttemptTimeout <= 0 {
+		p.Retry.AttemptTimeout = t.HTTPRequest
 	}
 	if p.Pacer == nil {
 		p.Pacer = SharedPacer(AccountKey(name, d.Endpoint, d.Credential), d.RateLimits...)

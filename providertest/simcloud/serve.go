@@ -1,0 +1,159 @@
+package simcloud
+
+import (
+	"bytes"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"time"
+)
+
+// Dialect renders what differs between clouds: error bodies and status
+// codes, and rate-limit headers.
+type Dialect interface {
+	// WriteError writes err as the cloud would: status code, headers and
+	// body. d is the call's decision (for Retry-After and rate headers,
+	// already set on w by Serve).
+	WriteError(w http.ResponseWriter, r *http.Request, err *Error)
+	// RateHeaders sets the cloud's rate-limit headers for the windows.
+	RateHeaders(h http.Header, windows []WindowState)
+}
+
+// Serve runs one API call of op for the account holding credential:
+// admission (credential, rate limit, fault choice), the fault itself, then
+// fn, which writes the answer to the ResponseWriter it is given. fn's answer
+// is buffered, so that a lost response can be simulated after the change is
+// made, and a malformed, truncated or huge body can replace it.
+func (c *Cloud) Serve(w http.ResponseWriter, r *http.Request, d Dialect, op Op, credential string, fn func(w http.ResponseWriter)) {
+	dec, aerr := c.Admit(op, credential)
+	if dec.Windows != nil {
+		d.RateHeaders(w.Header(), dec.Windows)
+	}
+	if aerr != nil {
+		d.WriteError(w, r, aerr)
+		return
+	}
+	switch dec.Fault {
+	case FaultRateLimit, FaultRateLimitBare:
+		if dec.Fault == FaultRateLimit {
+			w.Header().Set("Retry-After", FormatSeconds(dec.RetryAfter))
+		}
+		d.WriteError(w, r, &Error{Code: CodeRateLimited, Message: "API rate limit exceeded"})
+		return
+	case FaultInternal:
+		d.WriteError(w, r, &Error{Code: CodeInternal, Message: "internal server error"})
+		return
+	case FaultBadGateway:
+		d.WriteError(w, r, &Error{Code: CodeBadGateway, Message: "bad gateway"})
+		return
+	case FaultUnavailable:
+		d.WriteError(w, r, &Error{Code: CodeUnavailable, Message: "service unavailable"})
+		return
+	case FaultDrop:
+		drainAndAbort(r)
+	case FaultSlow:
+		t := time.NewTimer(dec.Delay)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	rec := httptest.NewRecorder()
+	fn(rec)
+	res := rec.Result()
+	body := rec.Body.Bytes()
+	switch dec.Fault {
+	case FaultLoseResponse:
+		drainAndAbort(r)
+	case FaultMalformed:
+		res.StatusCode = http.StatusOK
+		body = append(body[:len(body)/2:len(body)/2], "\x00<{ not a valid body"...)
+	case FaultTruncated:
+		if res.StatusCode >= 300 {
+			break
+		}
+		full := len(body)
+		maps.Copy(w.Header(), res.Header)
+		w.Header().Set("Content-Length", strconv.Itoa(full))
+		w.WriteHeader(res.StatusCode)
+		_, _ = w.Write(body[:full/2])
+		return // the server closes the connection short of Content-Length
+	case FaultHuge:
+		maps.Copy(w.Header(), res.Header)
+		w.Header().Del("Content-Length")
+		w.WriteHeader(http.StatusOK)
+		writeHuge(w, body)
+		return
+	}
+	maps.Copy(w.Header(), res.Header)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(res.StatusCode)
+	_, _ = w.Write(body)
+}
+
+// drainAndAbort reads the request body, then closes the connection without
+// an answer.
+func drainAndAbort(r *http.Request) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// writeHuge writes 64 MiB: the first half of body then filler that keeps
+// the first value open, so a client that does not bound what it reads
+// spends unbounded memory.
+func writeHuge(w io.Writer, body []byte) {
+	head := body[:len(body)/2]
+	if _, err := w.Write(head); err != nil {
+		return
+	}
+	chunk := bytes.Repeat([]byte("a"), 1<<20)
+	for range 64 {
+		if _, err := w.Write(chunk); err != nil {
+			return
+		}
+	}
+}
+
+// FormatSeconds writes a duration as Retry-After seconds: whole seconds,
+// rounded up, when at least one; otherwise a decimal (simulated clouds run
+// with scaled-down time, where a whole second would be far too long).
+func FormatSeconds(d time.Duration) string {
+	if d >= time.Second {
+		return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+	}
+	if d <= 0 {
+		return "0"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 3, 64)
+}
+
+// Server is a simulated cloud served over HTTP on loopback.
+type Server struct {
+	// URL is the base URL, such as "http://127.0.0.1:41234".
+	URL string
+	// Cloud is the model behind the server.
+	Cloud *Cloud
+	srv   *httptest.Server
+}
+
+// NewServer serves h, the dialect handler of cloud, on a loopback port.
+func NewServer(cloud *Cloud, h http.Handler) *Server {
+	s := httptest.NewUnstartedServer(h)
+	s.Start()
+	return &Server{URL: s.URL, Cloud: cloud, srv: s}
+}
+
+// Client returns an HTTP client for the server.
+func (s *Server) Client() *http.Client { return s.srv.Client() }
+
+// Close shuts the server down and closes its client connections.
+func (s *Server) Close() {
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
