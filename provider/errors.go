@@ -87,32 +87,6 @@ type sentinel struct{ kind Kind }
 
 func (s *sentinel) Error() string { return "spuff: " + s.kind.String() }
 
-func sentinelFor(k Kind) error {
-	switch k {
-	case KindAuthentication:
-		return ErrAuthentication
-	case KindRateLimit:
-		return ErrRateLimit
-	case KindNotFound:
-		return ErrNotFound
-	case KindQuotaExceeded:
-		return ErrQuotaExceeded
-	case KindInvalidConfig:
-		return ErrInvalidConfig
-	case KindNotSupported:
-		return ErrNotSupported
-	case KindTimeout:
-		return ErrTimeout
-	case KindAPI:
-		return ErrAPI
-	case KindUnknownProvider:
-		return ErrUnknownProvider
-	case KindNetwork:
-		return ErrNetwork
-	}
-	return nil
-}
-
 // Error is the error type every Provider returns. Match its Kind with
 // errors.Is against the sentinels (ErrNotFound, ...), or get the details with
 // errors.As:
@@ -312,7 +286,7 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 || secs > 86400 {
+		if !(secs > 0 && secs <= 86400) { // also rejects NaN
 			return 0
 		}
 		return time.Duration(secs * float64(time.Second))
@@ -351,7 +325,8 @@ func isNetworkError(err error) bool {
 // Classify turns err, returned by an SDK call that got the given HTTP status
 // (0 when no response arrived), into an *Error of the right Kind for the
 // provider and operation. A nil err gives nil; an err that already holds an
-// *Error or is a context error is returned with provider and op filled in.
+// *Error or is a context error is returned with provider and op filled in;
+// an err wrapping a sentinel (ErrNotFound, ...) keeps the sentinel's Kind.
 // Drivers refine the result with the cloud's own codes.
 func Classify(providerName, op string, status int, header http.Header, err error) error {
 	if err == nil {
@@ -371,18 +346,23 @@ func Classify(providerName, op string, status int, header http.Header, err error
 		return &Error{Kind: KindUnknown, Provider: providerName, Op: op, Message: "canceled", Err: err}
 	}
 	e := &Error{Provider: providerName, Op: op, Status: status, Err: err}
+	var s *sentinel
 	switch {
+	case errors.As(err, &s):
+		// A driver that returned a sentinel (ErrNotFound, ...) has
+		// already said what kind of error it is.
+		e.Kind = s.kind
 	case status != 0:
 		e.Kind = KindForStatus(status)
-		if e.Kind == KindRateLimit && header != nil {
-			e.RetryAfter = ParseRetryAfter(header.Get("Retry-After"), time.Now())
-		}
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Kind = KindTimeout
 	case isNetworkError(err):
 		e.Kind = KindNetwork
 	default:
 		e.Kind = KindUnknown
+	}
+	if e.Kind == KindRateLimit && header != nil {
+		e.RetryAfter = ParseRetryAfter(header.Get("Retry-After"), time.Now())
 	}
 	return e
 }

@@ -90,14 +90,25 @@ func (s ImageSpec) Validate() error {
 			return invalid("Image", fmt.Sprintf("image value %q contains whitespace or control characters", v))
 		}
 	}
-	if s.Kind == ImageUbuntu || s.Kind == ImageDebian {
-		for _, r := range v {
-			if (r < '0' || r > '9') && r != '.' {
-				return invalid("Image", fmt.Sprintf("%s version %q is not a version number (e.g. %s)", s.Kind, v, imageExample(s.Kind)))
+	if (s.Kind == ImageUbuntu || s.Kind == ImageDebian) && !isVersion(v) {
+		return invalid("Image", fmt.Sprintf("%s version %q is not a version number (e.g. %s)", s.Kind, v, imageExample(s.Kind)))
+	}
+	return nil
+}
+
+// isVersion reports whether v is dot-separated runs of digits ("24.04", "12").
+func isVersion(v string) bool {
+	for part := range strings.SplitSeq(v, ".") {
+		if part == "" {
+			return false
+		}
+		for i := 0; i < len(part); i++ {
+			if part[i] < '0' || part[i] > '9' {
+				return false
 			}
 		}
 	}
-	return nil
+	return true
 }
 
 func imageExample(k ImageKind) string {

@@ -26,7 +26,7 @@ type RetryPolicy struct {
 	AttemptTimeout time.Duration
 	// OnRetry, if set, is called before each retry with the attempt that
 	// failed (1 for the first), its error and the delay before the next.
-	OnRetry func(attempt int, err error, delay time.Duration)
+	OnRetry func(attempt int, err error, delay time.Duration) `json:"-"`
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
