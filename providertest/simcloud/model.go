@@ -468,7 +468,7 @@ func (c *Cloud) CreateInstance(spec InstanceSpec) (inst Instance, created bool, 
 			return Instance{}, false, &Error{Code: CodeInvalid, Field: "ssh_keys", Message: fmt.Sprintf("SSH key %d does not exist", k)}
 		}
 	}
-	live := 0
+	live, dup := 0, false
 	for _, id := range c.order {
 		in := c.instances[id]
 		if in.State(now) == "deleted" {
@@ -479,11 +479,14 @@ func (c *Cloud) CreateInstance(spec InstanceSpec) (inst Instance, created bool, 
 			if c.opts.UniqueNames {
 				return Instance{}, false, &Error{Code: CodeConflict, Field: "name", ExistingID: in.ID, Message: fmt.Sprintf("name %q is already used", spec.Name)}
 			}
-			c.duplicates++
+			dup = true
 		}
 	}
 	if c.opts.MaxInstances > 0 && live >= c.opts.MaxInstances {
 		return Instance{}, false, errf(CodeQuota, "instance limit of %d reached", c.opts.MaxInstances)
+	}
+	if dup {
+		c.duplicates++
 	}
 	boot := c.opts.BootDelay
 	if j := c.opts.BootJitter; j > 0 {
