@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/spuffgo/spuff/provider"
@@ -258,12 +259,16 @@ func TestRegistryConcurrent(t *testing.T) {
 	}
 }
 
+// registerDefault registers the test's provider in the process-wide default
+// registry once, so that the test can run again under -count.
+var registerDefault sync.Once
+
 // The package-level functions use the default registry. The name is unique
 // to this test so that no other test depends on it.
 func TestDefaultRegistry(t *testing.T) {
 	t.Parallel()
 	const name = "spuff-provider-test-default-registry"
-	provider.Register(name, toyFactory(name))
+	registerDefault.Do(func() { provider.Register(name, toyFactory(name)) })
 	if !slices.Contains(provider.Names(), name) {
 		t.Fatalf("Names() = %v lacks %q", provider.Names(), name)
 	}

@@ -158,7 +158,7 @@ func (w *Waiter) Wait(ctx context.Context, poll PollFunc) error {
 		}
 		var delay time.Duration
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || deadlinePassed(ctx) {
 				return w.ended(ctx, start, lastState, err)
 			}
 			if !IsRetryable(err) {
@@ -192,13 +192,26 @@ func (w *Waiter) Wait(ctx context.Context, poll PollFunc) error {
 			return w.ended(ctx, start, lastState, lastErr)
 		case <-timer.C:
 		}
+		if deadlinePassed(ctx) {
+			// The timer slept to the deadline and fired before ctx's
+			// own timer cancelled it: polling again would spin until
+			// it does.
+			return w.ended(ctx, start, lastState, lastErr)
+		}
 	}
+}
+
+// deadlinePassed reports whether ctx's deadline is reached, even if ctx has
+// not been cancelled for it yet.
+func deadlinePassed(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return ok && !time.Now().Before(deadline)
 }
 
 // ended reports why ctx ended: a timeout error for a deadline, a
 // cancellation error otherwise.
 func (w *Waiter) ended(ctx context.Context, start time.Time, lastState string, lastErr error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if err := ctx.Err(); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		return w.timeout(start, lastState, lastErr)
 	}
 	return &Error{Kind: KindUnknown, Provider: w.Provider, Op: w.Op, Resource: w.Resource, ID: w.ID,

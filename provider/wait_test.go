@@ -326,6 +326,37 @@ func TestWaiterHonoursRetryAfter(t *testing.T) {
 	})
 }
 
+// Reaching the deadline ends the wait at once: the waiter must not poll in
+// a tight loop between its own timer firing at the deadline and ctx being
+// cancelled for it (a spin that hammers the API when the machine is busy).
+func TestWaiterDoesNotSpinAtDeadline(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		st   step
+	}{
+		{"not ready", step{state: "new"}},
+		{"transient error", step{err: api503()}},
+		{"rate limited", step{err: &provider.Error{Kind: provider.KindRateLimit, RetryAfter: time.Hour}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for range 20 {
+				s := &script{steps: []step{tt.st}}
+				// The slow schedule sleeps straight to the deadline.
+				w := provider.Waiter{Policy: provider.FixedWait(time.Hour), Timeout: 5 * time.Millisecond}
+				if err := w.Wait(context.Background(), s.poll); !errors.Is(err, provider.ErrTimeout) {
+					t.Fatalf("Wait = %v, want a timeout", err)
+				}
+				if n := s.count(); n > 2 {
+					t.Fatalf("polls = %d, want at most 2 (one at the start, one at the deadline)", n)
+				}
+			}
+		})
+	}
+}
+
 // backoffStop is a schedule that gives up at once.
 type backoffStop struct{}
 
