@@ -189,7 +189,7 @@ type Image struct {
 	Regions      []string          `json:"regions,omitempty"`
 	SizeGB       float64           `json:"size_gb,omitempty"`
 	MinDiskGB    int               `json:"min_disk_gb,omitempty"`
-	Source       int64             `json:"source,omitempty"`        // instance a snapshot was made from
+	Source       int64             `json:"source,omitempty"`       // instance a snapshot was made from
 	VolumeSnaps  []int64           `json:"volume_snaps,omitempty"` // EBS-like snapshots behind it
 	CreatedAt    time.Time         `json:"created_at"`
 	ReadyAt      time.Time         `json:"ready_at"`
@@ -264,14 +264,14 @@ const (
 	CodeNotFound     Code = "not_found"
 	CodeInvalid      Code = "invalid"
 	CodeQuota        Code = "quota"
-	CodeConflict     Code = "conflict"           // a unique name is taken
-	CodeIdempotency  Code = "idempotency"        // client token reused with other parameters
-	CodeUnauthorized Code = "unauthorized"       // unknown credential
-	CodeRateLimited  Code = "rate_limited"       // rate limit or throttling fault
-	CodeInternal     Code = "internal"           // 500
-	CodeBadGateway   Code = "bad_gateway"        // 502
-	CodeUnavailable  Code = "unavailable"        // 503
-	CodeIncorrect    Code = "incorrect_state"    // operation not valid in the resource's state
+	CodeConflict     Code = "conflict"        // a unique name is taken
+	CodeIdempotency  Code = "idempotency"     // client token reused with other parameters
+	CodeUnauthorized Code = "unauthorized"    // unknown credential
+	CodeRateLimited  Code = "rate_limited"    // rate limit or throttling fault
+	CodeInternal     Code = "internal"        // 500
+	CodeBadGateway   Code = "bad_gateway"     // 502
+	CodeUnavailable  Code = "unavailable"     // 503
+	CodeIncorrect    Code = "incorrect_state" // operation not valid in the resource's state
 	CodeDependency   Code = "dependency_violation"
 )
 
