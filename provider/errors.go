@@ -229,8 +229,8 @@ func KindOf(err error) Kind {
 }
 
 // IsRetryable reports whether repeating the failed call may succeed: true for
-// rate limits, timeouts, network errors and API errors with a 5xx status, as
-// in the original spuff. A cancelled context is never retryable.
+// rate limits, timeouts, network errors (as in the original spuff) and API
+// errors with a 5xx status. A cancelled context is never retryable.
 func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
@@ -241,7 +241,7 @@ func IsRetryable(err error) bool {
 	case KindAPI:
 		var e *Error
 		if errors.As(err, &e) {
-			return e.Status >= 500 || e.Status == 0
+			return e.Status >= 500
 		}
 	}
 	return false

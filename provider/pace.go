@@ -47,7 +47,9 @@ type PacerStats struct {
 	Delayed int64
 	// Waited is the total time requests spent waiting.
 	Waited time.Duration
-	// Throttled is the number of rate-limit answers (429 or equivalent) seen.
+	// Throttled is the number of rate-limit signals seen: a 429 seen by the
+	// paced transport, and rate-limit errors reported by a Policy (a 429
+	// seen by both counts twice).
 	Throttled int64
 }
 

@@ -104,6 +104,8 @@ func (p *Policy) CallOnce(ctx context.Context, op string, fn func(ctx context.Co
 	return p.finish(op, err)
 }
 
+// noteThrottle pauses the account's pacer on a rate-limit error, which the
+// paced transport cannot always recognise (EC2 throttles with a 503).
 func (p *Policy) noteThrottle(err error) {
 	if err != nil && KindOf(err) == KindRateLimit {
 		d, _ := RetryAfter(err)

@@ -143,6 +143,9 @@ func (i *Instance) Ready() bool {
 // IP returns the address to connect to: the public IPv4 address when there
 // is one, else the public IPv6 address, else the zero Addr.
 func (i *Instance) IP() netip.Addr {
+	if i == nil {
+		return netip.Addr{}
+	}
 	if i.PublicIPv4.IsValid() {
 		return i.PublicIPv4
 	}

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -80,7 +81,7 @@ func (p RetryPolicy) Do(ctx context.Context, fn func(ctx context.Context) error)
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return fmt.Errorf("%w (gave up retrying: %w)", err, ctx.Err())
 		case <-timer.C:
 		}
 	}

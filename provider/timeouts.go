@@ -13,9 +13,12 @@ type ProviderTimeouts struct {
 	// ActionComplete bounds waits for cloud actions such as a snapshot.
 	// Default 10 minutes.
 	ActionComplete time.Duration
-	// PollInterval is the longest pause between two polls while waiting.
-	// Waits poll adaptively, more often at first, and never wait longer than
-	// this between polls. Default 5 seconds.
+	// PollInterval is the longest pause between two polls once the awaited
+	// change is due. Waits poll adaptively: the first poll after the
+	// immediate one comes near half the cloud's typical completion time
+	// (which may be longer than PollInterval), then polls come at gaps of a
+	// tenth of the time waited, at most PollInterval apart. Default 5
+	// seconds.
 	PollInterval time.Duration
 	// HTTPRequest bounds each single API request (each attempt, when a call
 	// is retried). Default 30 seconds.
