@@ -139,6 +139,7 @@ func (w *Waiter) Wait(ctx context.Context, poll PollFunc) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	trace := ContextWaitTrace(ctx)
 	var (
 		lastState = "not polled yet"
 		lastErr   error
@@ -148,6 +149,9 @@ func (w *Waiter) Wait(ctx context.Context, poll PollFunc) error {
 		done, state, err := poll(ctx)
 		if w.OnPoll != nil {
 			w.OnPoll(state, err)
+		}
+		if trace != nil && trace.Polled != nil {
+			trace.Polled(WaitEvent{Provider: w.Provider, Op: w.Op, ID: w.ID, State: state, Done: done && err == nil, Err: err, Polls: attempt, Elapsed: time.Since(start)})
 		}
 		if state != "" {
 			lastState = state
@@ -225,4 +229,42 @@ func (w *Waiter) timeout(start time.Time, lastState string, lastErr error) error
 	}
 	return &Error{Kind: KindTimeout, Provider: w.Provider, Op: w.Op, Resource: w.Resource, ID: w.ID,
 		Elapsed: time.Since(start), LastState: lastState, Err: err}
+}
+
+// WaitEvent describes one poll of a wait, for a WaitTrace.
+type WaitEvent struct {
+	// Provider, Op and ID name the wait ("digitalocean", "WaitReady", "123").
+	Provider, Op, ID string
+	// State is what the poll saw ("new", "active without public IP").
+	State string
+	// Done reports that the awaited condition holds.
+	Done bool
+	// Err is the poll's error, if any (transient errors are ridden over).
+	Err error
+	// Polls is the number of polls so far, this one included.
+	Polls int
+	// Elapsed is the time since the wait began.
+	Elapsed time.Duration
+}
+
+// WaitTrace receives progress of the waits made with a context, as
+// net/http/httptrace's ClientTrace does for requests: a CLI shows elapsed
+// time and state while WaitReady runs. Its functions must be quick and safe
+// for concurrent use.
+type WaitTrace struct {
+	// Polled is called after every poll.
+	Polled func(WaitEvent)
+}
+
+type waitTraceKey struct{}
+
+// WithWaitTrace returns a context whose waits report to trace.
+func WithWaitTrace(ctx context.Context, trace *WaitTrace) context.Context {
+	return context.WithValue(ctx, waitTraceKey{}, trace)
+}
+
+// ContextWaitTrace returns the WaitTrace of ctx, or nil.
+func ContextWaitTrace(ctx context.Context) *WaitTrace {
+	t, _ := ctx.Value(waitTraceKey{}).(*WaitTrace)
+	return t
 }
