@@ -711,6 +711,9 @@ type SnapshotSpec struct {
 	Labels      map[string]string
 	// VolumeSnapshots makes one volume snapshot behind the image (EC2).
 	VolumeSnapshots bool
+	// VolumeLabels are the volume snapshot's labels; nil means Labels
+	// (EC2 tags the AMI and its EBS snapshots separately).
+	VolumeLabels map[string]string
 }
 
 // CreateSnapshot snapshots a live instance. The image is available after
@@ -757,7 +760,11 @@ func (c *Cloud) CreateSnapshot(spec SnapshotSpec) (Image, Action, error) {
 		img.Distribution, img.Version = src.Distribution, src.Version
 	}
 	if spec.VolumeSnapshots {
-		v := &VolumeSnapshot{ID: c.id(), ImageID: img.ID, SizeGB: disk, Labels: maps.Clone(spec.Labels), CreatedAt: now, ReadyAt: img.ReadyAt}
+		vl := spec.VolumeLabels
+		if vl == nil {
+			vl = spec.Labels
+		}
+		v := &VolumeSnapshot{ID: c.id(), ImageID: img.ID, SizeGB: disk, Labels: maps.Clone(vl), CreatedAt: now, ReadyAt: img.ReadyAt}
 		c.volumes[v.ID] = v
 		img.VolumeSnaps = []int64{v.ID}
 	}

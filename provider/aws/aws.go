@@ -1,0 +1,413 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/spuffgo/spuff/provider"
+)
+
+// Name is the name the driver registers under.
+const Name = "aws"
+
+// EC2's limits and timings.
+const (
+	// MaxUserDataBytes is EC2's user data limit: 16 KB of raw data, before
+	// base64 encoding.
+	MaxUserDataBytes = 16384
+	// expectedBoot is a typical time from RunInstances to running with a
+	// public IP; it tunes the default wait policy.
+	expectedBoot = 30 * time.Second
+	// consistencyWindow is how long after a launch (or CreateImage) an
+	// InvalidInstanceID.NotFound (InvalidAMIID.NotFound) is taken for EC2's
+	// eventual consistency rather than for a missing resource.
+	consistencyWindow = time.Minute
+	// maxResponseBytes bounds what is read of one API answer.
+	maxResponseBytes = 32 << 20
+	// listPageSize is DescribeInstances' and DescribeImages' largest page.
+	listPageSize = 1000
+)
+
+// RateLimit is EC2's default request token bucket for non-mutating actions
+// (a bucket of 100 requests refilled at 20 per second), which the driver
+// paces every call under.
+var RateLimit = provider.RateLimit{Requests: 100, Per: 5 * time.Second}
+
+func init() {
+	provider.Register(Name, func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
+		return Open(ctx, cfg)
+	})
+}
+
+// An Option configures what the driver sets on the instances it launches,
+// and where it looks for them.
+type Option func(*options)
+
+type options struct {
+	subnet          string
+	securityGroups  []string
+	instanceProfile string
+	volumeSize      int32
+	regions         []string
+	noReboot        bool
+}
+
+// WithSubnet launches instances in the given subnet ("subnet-…") instead of
+// the default VPC's. The subnet must assign public IPv4 addresses, or
+// WaitReady never sees one.
+func WithSubnet(id string) Option { return func(o *options) { o.subnet = id } }
+
+// WithSecurityGroups attaches the given security groups ("sg-…") instead of
+// the VPC's default group.
+func WithSecurityGroups(ids ...string) Option {
+	return func(o *options) { o.securityGroups = append([]string(nil), ids...) }
+}
+
+// WithInstanceProfile attaches an IAM instance profile, by name or by ARN
+// ("arn:aws:iam::…:instance-profile/…").
+func WithInstanceProfile(nameOrARN string) Option {
+	return func(o *options) { o.instanceProfile = nameOrARN }
+}
+
+// WithVolumeSize sets the root volume's size in GiB (0 keeps the AMI's).
+func WithVolumeSize(gb int) Option { return func(o *options) { o.volumeSize = int32(gb) } }
+
+// WithRegions adds regions that ListInstances and ListSnapshots cover, and
+// where instances and snapshots are looked for by ID, besides the default
+// region and the regions this Provider has launched in.
+func WithRegions(regions ...string) Option {
+	return func(o *options) { o.regions = append(o.regions, regions...) }
+}
+
+// WithNoReboot makes CreateSnapshot image a running instance without
+// rebooting it (CreateImage's NoReboot). By default EC2 reboots the
+// instance so that its file systems are consistent in the image.
+func WithNoReboot() Option { return func(o *options) { o.noReboot = true } }
+
+// Provider is the EC2 driver. It is safe for concurrent use.
+type Provider struct {
+	opts   options
+	owner  string
+	region string // default region; may be empty
+	policy *provider.Policy
+	// fast schedules the short waits of eventual consistency (a resource
+	// not yet visible, a snapshot not yet released).
+	fast *provider.Policy
+	// callOpt applies to every SDK call: no SDK retries (ours are the
+	// only ones) and a bound on the answer's size.
+	callOpt func(*ec2.Options)
+
+	mu       sync.Mutex
+	base     *ec2.Client
+	clients  map[string]*ec2.Client
+	placed   map[string]placement // instance or AMI ID -> where and when we made it
+	imageMap map[imageKey]cachedImage
+}
+
+type placement struct {
+	region string
+	at     time.Time
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// Open builds a Provider from cfg.
+//
+// Credentials are cfg.AccessKeyID, cfg.SecretAccessKey and
+// cfg.SessionToken when AccessKeyID is set; otherwise the AWS default
+// credential chain (aws-sdk-go-v2/config.LoadDefaultConfig: environment,
+// shared config and credentials files with AWS_PROFILE, SSO, web identity,
+// ECS and EC2 instance metadata), which reads the process environment
+// itself. The default region is cfg.Region, else AWS_REGION or
+// AWS_DEFAULT_REGION (through cfg.Getenv), else the default chain's region.
+// cfg.Endpoint, when set, is the base endpoint of every region's client.
+func Open(ctx context.Context, cfg provider.Config, opts ...Option) (*Provider, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	region := cfg.Region
+	if region == "" {
+		region = cfg.Env("AWS_REGION")
+	}
+	if region == "" {
+		region = cfg.Env("AWS_DEFAULT_REGION")
+	}
+	credKey := cfg.AccessKeyID
+	if credKey == "" {
+		credKey = "default-chain:" + cfg.Env("AWS_ACCESS_KEY_ID") + ":" + cfg.Env("AWS_PROFILE")
+	}
+	policy := newPolicy(cfg, credKey)
+	httpClient := policy.Client(cfg.HTTPClient)
+
+	var awsCfg awssdk.Config
+	if cfg.AccessKeyID != "" {
+		if cfg.SecretAccessKey == "" {
+			return nil, &provider.Error{Kind: provider.KindAuthentication, Provider: Name, Op: "Open", Field: "Config.SecretAccessKey",
+				Message: "Config.AccessKeyID is set but Config.SecretAccessKey is empty"}
+		}
+		awsCfg = awssdk.Config{
+			Region: region,
+			Credentials: awssdk.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
+				cfg.AccessKeyID, string(cfg.SecretAccessKey), string(cfg.SessionToken))),
+			HTTPClient: httpClient,
+		}
+	} else {
+		lo := []func(*config.LoadOptions) error{
+			config.WithHTTPClient(httpClient),
+			config.WithRetryer(func() awssdk.Retryer { return awssdk.NopRetryer{} }),
+		}
+		if region != "" {
+			lo = append(lo, config.WithRegion(region))
+		}
+		var err error
+		awsCfg, err = config.LoadDefaultConfig(ctx, lo...)
+		if err != nil {
+			return nil, &provider.Error{Kind: provider.KindAuthentication, Provider: Name, Op: "Open",
+				Message: "loading the AWS default configuration (environment, shared config files, AWS_PROFILE)", Err: err}
+		}
+		if awsCfg.Credentials == nil {
+			return nil, &provider.Error{Kind: provider.KindAuthentication, Provider: Name, Op: "Open",
+				Message: "no AWS credentials: set Config.AccessKeyID and Config.SecretAccessKey, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"}
+		}
+		region = awsCfg.Region
+	}
+	awsCfg.Retryer = func() awssdk.Retryer { return awssdk.NopRetryer{} }
+	awsCfg.RetryMaxAttempts = 0
+	client := ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = awssdk.String(cfg.Endpoint)
+		}
+	})
+	return build(client, cfg, region, policy, opts), nil
+}
+
+// New builds a Provider on a caller-made EC2 client, used for its region
+// (client.Options().Region, else cfg.Region); clients for other regions are
+// derived from its options. Credentials and endpoint are the client's;
+// cfg supplies timeouts, logger, owner label and policies. Calls are
+// paced under the account's rate limit only if the client's HTTP client
+// was built with the Pacer (provider.Pacer.Client). Whatever retryer the
+// client has, the driver makes every call with the SDK's retries off.
+func New(client *ec2.Client, cfg provider.Config, opts ...Option) *Provider {
+	region := client.Options().Region
+	if region == "" {
+		region = cfg.Region
+	}
+	credKey := cfg.AccessKeyID
+	if credKey == "" {
+		credKey = fmt.Sprintf("client:%p", client)
+	}
+	return build(client, cfg, region, newPolicy(cfg, credKey), opts)
+}
+
+func newPolicy(cfg provider.Config, credKey string) *provider.Policy {
+	return provider.NewPolicy(Name, cfg, provider.PolicyDefaults{
+		Credential:   credKey,
+		Endpoint:     cfg.Endpoint,
+		RateLimits:   []provider.RateLimit{RateLimit},
+		ExpectedBoot: expectedBoot,
+	})
+}
+
+func build(client *ec2.Client, cfg provider.Config, region string, policy *provider.Policy, opts []Option) *Provider {
+	p := &Provider{
+		owner:    cfg.OwnerValue(),
+		region:   region,
+		policy:   policy,
+		base:     client,
+		clients:  map[string]*ec2.Client{},
+		placed:   map[string]placement{},
+		imageMap: map[imageKey]cachedImage{},
+	}
+	for _, o := range opts {
+		o(&p.opts)
+	}
+	fastCfg := cfg
+	fastCfg.Pacer = policy.Pacer
+	if fastCfg.WaitPolicy == nil {
+		fastCfg.WaitPolicy = provider.ExponentialWait(250*time.Millisecond, 2*time.Second, 2, 0.2)
+	}
+	p.fast = provider.NewPolicy(Name, fastCfg, provider.PolicyDefaults{})
+	if region != "" {
+		p.clients[region] = client
+	}
+	p.callOpt = func(o *ec2.Options) {
+		o.Retryer = awssdk.NopRetryer{}
+		o.RetryMaxAttempts = 0
+		next := o.HTTPClient
+		if next == nil {
+			next = http.DefaultClient
+		}
+		o.HTTPClient = boundedClient{next: next}
+	}
+	return p
+}
+
+// Name returns "aws".
+func (p *Provider) Name() string { return Name }
+
+// String describes the provider without its credentials.
+func (p *Provider) String() string {
+	return fmt.Sprintf("aws.Provider{region: %q, owner: %q}", p.region, p.owner)
+}
+
+// Capabilities reports what EC2 supports through this driver. IPv6 is
+// false: instances in a default VPC get no public IPv6 address.
+func (p *Provider) Capabilities() provider.Capabilities {
+	return provider.Capabilities{Snapshots: true, SSHKeys: true, UserData: true, MaxUserDataBytes: MaxUserDataBytes}
+}
+
+// As gives access to the SDK client of the default region: target must be
+// a **ec2.Client.
+func (p *Provider) As(target any) bool {
+	if t, ok := target.(**ec2.Client); ok {
+		*t = p.base
+		return true
+	}
+	return false
+}
+
+// Stats returns what the provider's policy has done (API calls, retries,
+// pacing).
+func (p *Provider) Stats() provider.PolicyStats { return p.policy.Stats() }
+
+// client returns the EC2 client of region, made from the base client's
+// options on first use.
+func (p *Provider) client(region string) *ec2.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[region]; ok {
+		return c
+	}
+	c := ec2.New(p.base.Options(), func(o *ec2.Options) { o.Region = region })
+	p.clients[region] = c
+	return c
+}
+
+// regions lists where to look for the provider's resources: the default
+// region, the WithRegions ones, then every region a client was made for.
+func (p *Provider) regions() []string {
+	var out []string
+	add := func(r string) {
+		if r != "" && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	add(p.region)
+	for _, r := range p.opts.regions {
+		add(r)
+	}
+	p.mu.Lock()
+	known := make([]string, 0, len(p.clients))
+	for r := range p.clients {
+		known = append(known, r)
+	}
+	p.mu.Unlock()
+	slices.Sort(known)
+	for _, r := range known {
+		add(r)
+	}
+	return out
+}
+
+// regionsFor returns the regions where id may be: the one it was made in
+// when this Provider made it, else every region it covers.
+func (p *Provider) regionsFor(id string) []string {
+	p.mu.Lock()
+	pl, ok := p.placed[id]
+	p.mu.Unlock()
+	if ok {
+		return []string{pl.region}
+	}
+	return p.regions()
+}
+
+// place records that id was made in region now.
+func (p *Provider) place(id, region string) {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.placed[id] = placement{region: region, at: now}
+	if len(p.placed) > 4096 {
+		for k, v := range p.placed {
+			if now.Sub(v.at) > consistencyWindow {
+				delete(p.placed, k)
+			}
+		}
+	}
+}
+
+// fresh reports whether this Provider made id within the consistency
+// window, and how much of the window is left.
+func (p *Provider) fresh(id string) (time.Duration, bool) {
+	p.mu.Lock()
+	pl, ok := p.placed[id]
+	p.mu.Unlock()
+	if !ok {
+		return 0, false
+	}
+	left := consistencyWindow - time.Since(pl.at)
+	return left, left > 0
+}
+
+// noRegion is the error of a call that needs a region when none is known.
+func noRegion(op string) error {
+	return &provider.Error{Kind: provider.KindInvalidConfig, Provider: Name, Op: op, Field: "Config.Region",
+		Message: "no region: set Config.Region, AWS_REGION or AWS_DEFAULT_REGION"}
+}
+
+// call runs one EC2 call in region under the retry policy: fn must be safe
+// to repeat. Its error is classified.
+func (p *Provider) call(ctx context.Context, op, region string, fn func(ctx context.Context, c *ec2.Client) error) error {
+	c := p.client(region)
+	return p.policy.Call(ctx, op, func(ctx context.Context) error {
+		return classify(op, fn(ctx, c))
+	})
+}
+
+// boundedClient caps the size of every answer the SDK reads, so a runaway
+// body fails instead of exhausting memory.
+type boundedClient struct{ next ec2.HTTPClient }
+
+func (b boundedClient) Do(req *http.Request) (*http.Response, error) {
+	resp, err := b.next.Do(req)
+	if resp != nil && resp.Body != nil {
+		resp.Body = &limitedBody{rc: resp.Body, left: maxResponseBytes + 1}
+	}
+	return resp, err
+}
+
+var errTooLarge = errors.New("answer larger than 32 MiB")
+
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (l *limitedBody) Read(b []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errTooLarge
+	}
+	if int64(len(b)) > l.left {
+		b = b[:l.left]
+	}
+	n, err := l.rc.Read(b)
+	l.left -= int64(n)
+	if l.left <= 0 {
+		return n, errTooLarge
+	}
+	return n, err
+}
+
+func (l *limitedBody) Close() error { return l.rc.Close() }

@@ -1,0 +1,50 @@
+package aws_test
+
+import (
+	"testing"
+
+	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/provider/aws"
+	"github.com/spuffgo/spuff/providertest"
+	"github.com/spuffgo/spuff/providertest/ec2sim"
+	"github.com/spuffgo/spuff/providertest/simcloud"
+)
+
+const (
+	testRegion = "us-east-1"
+	// customImage is an older catalogue AMI, which no ImageSpec resolves to.
+	customImage = "debian-12-amd64-20240717-1811"
+)
+
+func simConfig(srv *simcloud.Server) provider.Config {
+	return provider.Config{
+		Endpoint:        srv.URL,
+		AccessKeyID:     srv.Cloud.Token(),
+		SecretAccessKey: "sim-secret-key",
+		Region:          testRegion,
+	}
+}
+
+func harness() providertest.Harness {
+	return providertest.Harness{
+		Name:   aws.Name,
+		Start:  ec2sim.Start,
+		Config: simConfig,
+		Request: func(name string) provider.InstanceRequest {
+			return provider.InstanceRequest{Name: name, Region: testRegion, Size: "t3.micro", Image: provider.Ubuntu("24.04")}
+		},
+		CustomImage: func(srv *simcloud.Server) (string, int64) {
+			id := ec2sim.FindImage(srv.Cloud, customImage)
+			return ec2sim.ImageID(id), id
+		},
+		ModelID:      ec2sim.ModelID,
+		MissingID:    ec2sim.InstanceID(0x7ffffffffff),
+		ListPageSize: 1000,
+	}
+}
+
+// TestConformance runs the provider conformance suite against the
+// simulated EC2 API.
+func TestConformance(t *testing.T) {
+	providertest.Run(t, harness())
+}
