@@ -359,8 +359,9 @@ func New(opts Options) *Cloud {
 	for _, t := range opts.Tokens {
 		c.tokens[t] = true
 	}
-	if len(c.tokens) == 0 {
-		c.tokens[fmt.Sprintf("sim-%016x%016x", c.rng.Uint64(), c.rng.Uint64())] = true
+	if len(c.opts.Tokens) == 0 {
+		c.opts.Tokens = []string{fmt.Sprintf("sim-%016x%016x", c.rng.Uint64(), c.rng.Uint64())}
+		c.tokens[c.opts.Tokens[0]] = true
 	}
 	for i, name := range []string{"laptop", "ci"} {
 		c.addKeyLocked(name, fakePublicKey(opts.Seed+uint64(i)))
@@ -374,18 +375,13 @@ func (c *Cloud) Now() time.Time { return c.now() }
 // Options returns the options the cloud was made with (defaults filled in).
 func (c *Cloud) Options() Options { return c.opts }
 
-// Token returns an accepted credential (the first of Options.Tokens, or the
-// generated one).
+// Token returns the account's credential: the first of Options.Tokens, or
+// the one generated when none was given. Tokens added with AddToken do not
+// change it.
 func (c *Cloud) Token() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.opts.Tokens) > 0 {
-		return c.opts.Tokens[0]
-	}
-	for t := range c.tokens {
-		return t
-	}
-	return ""
+	return c.opts.Tokens[0]
 }
 
 // AddToken makes another credential valid (another account sharing this
