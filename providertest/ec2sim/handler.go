@@ -161,7 +161,8 @@ func credential(r *http.Request) (akid, region string) {
 // ServeHTTP answers one EC2 Query API call.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := h.seq.Add(1)
-	w.Header().Set("X-Amzn-Requestid", fmt.Sprintf("5eed%04x-%04x-4%03x-8%03x-%012x", n>>48&0xffff, n>>32&0xffff, n>>20&0xfff, n>>8&0xfff, n))
+	reqID := fmt.Sprintf("5eed%04x-%04x-4%03x-8%03x-%012x", n>>48&0xffff, n>>32&0xffff, n>>20&0xfff, n>>8&0xfff, n)
+	w.Header().Set("X-Amzn-Requestid", reqID)
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		writeError(w, &apiError{http.StatusMethodNotAllowed, "InvalidHttpRequest", "The EC2 Query API takes GET or POST"})
 		return
@@ -175,6 +176,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	action := form.Get("Action")
 	akid, region := credential(r)
 	h.cloud.Serve(w, r, dialect{}, opOf(action, form), akid, func(w http.ResponseWriter) {
+		w.Header().Set("X-Amzn-Requestid", reqID)
 		c := &call{h: h, w: w, form: form, region: region, now: h.cloud.Now()}
 		if e := c.run(action); e != nil {
 			writeError(w, e)
@@ -223,6 +225,9 @@ type call struct {
 	form   url.Values
 	region string
 	now    time.Time
+	// keys are the account's key pairs by model ID, read before any
+	// predicate runs under the cloud's lock.
+	keys map[int64]simcloud.SSHKey
 }
 
 func (c *call) run(action string) *apiError {
@@ -235,6 +240,10 @@ func (c *call) run(action string) *apiError {
 	}
 	if regions := c.h.cloud.Options().Regions; len(regions) > 0 && !slices.Contains(regions, c.region) {
 		return invalidValue("The region '%s' does not exist or is not enabled for this account (regions: %s)", c.region, strings.Join(regions, ", "))
+	}
+	c.keys = map[int64]simcloud.SSHKey{}
+	for _, k := range c.h.cloud.SSHKeys() {
+		c.keys[k.ID] = k
 	}
 	if c.form.Get("DryRun") == "true" {
 		return &apiError{http.StatusPreconditionFailed, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."}
@@ -567,12 +576,7 @@ func (c *call) keyName(in *simcloud.Instance) string {
 	if len(in.SSHKeyIDs) == 0 {
 		return ""
 	}
-	for _, k := range c.h.cloud.SSHKeys() {
-		if k.ID == in.SSHKeyIDs[0] {
-			return k.Name
-		}
-	}
-	return ""
+	return c.keys[in.SSHKeyIDs[0]].Name
 }
 
 func (c *call) groups(in *simcloud.Instance) []groupXML {
@@ -835,7 +839,7 @@ func isASCII(s string) bool {
 func (c *call) requestID() string { return c.w.Header().Get("X-Amzn-Requestid") }
 
 func (c *call) findKey(name string) (simcloud.SSHKey, bool) {
-	for _, k := range c.h.cloud.SSHKeys() {
+	for _, k := range c.keys {
 		if k.Name == name {
 			return k, true
 		}
@@ -1362,7 +1366,13 @@ func (c *call) describeSnapshots() *apiError {
 			}
 		}
 	} else if own {
-		all := c.h.cloud.ListVolumeSnapshots(func(v *simcloud.VolumeSnapshot) bool { return v.ID > after && match(v) })
+		// match reads the model: it cannot run under the cloud's lock.
+		var all []simcloud.VolumeSnapshot
+		for _, v := range c.h.cloud.ListVolumeSnapshots(func(v *simcloud.VolumeSnapshot) bool { return v.ID > after }) {
+			if match(&v) {
+				all = append(all, v)
+			}
+		}
 		page = all
 		if limit > 0 && len(all) > limit {
 			page = all[:limit]
