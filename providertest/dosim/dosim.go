@@ -1,0 +1,226 @@
+// Package dosim serves a simulated cloud (package simcloud) in the
+// DigitalOcean API v2 dialect, so that godo, doctl-style clients and spuff's
+// digitalocean driver run against it unmodified.
+//
+// It speaks the endpoints a machine lifecycle needs: droplets (create, get,
+// list by tag or name with pages, delete), droplet actions (snapshot, and
+// the droplet's action list), actions, images, snapshots, tags and their
+// resources, and the account's SSH keys. Bodies, status codes, error bodies
+// ({"id":"not_found","message":"..."}), pagination links (absolute
+// first/prev/next/last URLs, as godo derives the current page from them) and
+// the RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset headers follow
+// DigitalOcean's OpenAPI description; the package's tests check every
+// request and response against it.
+//
+// Start one in a test, and point spuff's driver (or godo) at it:
+//
+//	srv := dosim.Start(t, simcloud.Options{})
+//	p, err := digitalocean.Open(ctx, dosim.Config(srv)) // or provider.Open(ctx, "digitalocean", ...)
+//
+// Requests carry the token srv.Cloud.Token() as "Authorization: Bearer".
+// srv.Cloud is the model: inject faults with Inject, seed accounts with
+// AddInstances, and assert on Stats and LiveInstances.
+package dosim
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/providertest/simcloud"
+)
+
+// DigitalOcean's published API rate limits: 250 requests per minute and
+// 5,000 per hour, per account.
+var RateLimits = []simcloud.RateLimit{
+	{Requests: 250, Per: time.Minute},
+	{Requests: 5000, Per: time.Hour},
+}
+
+// SizeInfo is what the dialect shows of a size beyond the model's
+// simcloud.Size: prices and description.
+type SizeInfo struct {
+	simcloud.Size
+	// PriceMonthly and PriceHourly are in US dollars.
+	PriceMonthly, PriceHourly float64
+	// TransferTB is the monthly transfer allowance in terabytes.
+	TransferTB float64
+	// Description is DigitalOcean's name of the size class ("Basic").
+	Description string
+}
+
+// Sizes is the default size catalogue: a few of DigitalOcean's slugs.
+var Sizes = map[string]SizeInfo{
+	"s-1vcpu-512mb-10gb": {simcloud.Size{Arch: "x86_64", VCPUs: 1, MemoryMB: 512, DiskGB: 10}, 4, 0.00595, 0.5, "Basic"},
+	"s-1vcpu-1gb":        {simcloud.Size{Arch: "x86_64", VCPUs: 1, MemoryMB: 1024, DiskGB: 25}, 6, 0.00893, 1, "Basic"},
+	"s-1vcpu-2gb":        {simcloud.Size{Arch: "x86_64", VCPUs: 1, MemoryMB: 2048, DiskGB: 50}, 12, 0.01786, 2, "Basic"},
+	"s-2vcpu-2gb":        {simcloud.Size{Arch: "x86_64", VCPUs: 2, MemoryMB: 2048, DiskGB: 60}, 18, 0.02679, 3, "Basic"},
+	"s-2vcpu-4gb":        {simcloud.Size{Arch: "x86_64", VCPUs: 2, MemoryMB: 4096, DiskGB: 80}, 24, 0.03571, 4, "Basic"},
+	"s-4vcpu-8gb":        {simcloud.Size{Arch: "x86_64", VCPUs: 4, MemoryMB: 8192, DiskGB: 160}, 48, 0.07143, 5, "Basic"},
+	"c-2":                {simcloud.Size{Arch: "x86_64", VCPUs: 2, MemoryMB: 4096, DiskGB: 25}, 42, 0.0625, 4, "CPU-Optimized"},
+	"g-2vcpu-8gb":        {simcloud.Size{Arch: "x86_64", VCPUs: 2, MemoryMB: 8192, DiskGB: 25}, 63, 0.09375, 4, "General Purpose"},
+}
+
+// Regions is the default region catalogue, slug to name. Every slug is one
+// the OpenAPI description lists.
+var Regions = map[string]string{
+	"nyc1": "New York 1",
+	"nyc3": "New York 3",
+	"sfo3": "San Francisco 3",
+	"ams3": "Amsterdam 3",
+	"fra1": "Frankfurt 1",
+	"lon1": "London 1",
+	"sgp1": "Singapore 1",
+	"tor1": "Toronto 1",
+	"blr1": "Bangalore 1",
+	"syd1": "Sydney 1",
+}
+
+// CatalogImage is an official image of the default catalogue.
+type CatalogImage struct {
+	Slug, Name, Distribution, Version string
+	MinDiskGB                         int
+	SizeGB                            float64
+}
+
+// Images is the default image catalogue. Ubuntu and Debian slugs follow
+// DigitalOcean's scheme: "ubuntu-24-04-x64", "debian-12-x64".
+var Images = []CatalogImage{
+	{"ubuntu-24-04-x64", "24.04 (LTS) x64", "Ubuntu", "24.04", 7, 2.36},
+	{"ubuntu-22-04-x64", "22.04 (LTS) x64", "Ubuntu", "22.04", 7, 2.2},
+	{"ubuntu-20-04-x64", "20.04 (LTS) x64", "Ubuntu", "20.04", 7, 1.9},
+	{"debian-12-x64", "12 x64", "Debian", "12", 7, 0.94},
+	{"debian-11-x64", "11 x64", "Debian", "11", 7, 0.87},
+	{"fedora-40-x64", "40 x64", "Fedora", "40", 7, 1.12},
+	{"rockylinux-9-x64", "9 x64", "Rocky Linux", "9", 7, 1.04},
+}
+
+// WithDefaults fills what opts leaves empty with DigitalOcean's catalogue and
+// limits: the regions and sizes above, and RateLimits when opts.RateLimits
+// is nil (a non-nil empty slice means no rate limit).
+func WithDefaults(opts simcloud.Options) simcloud.Options {
+	if len(opts.Regions) == 0 {
+		for slug := range Regions {
+			opts.Regions = append(opts.Regions, slug)
+		}
+		slices.Sort(opts.Regions)
+	}
+	if len(opts.Sizes) == 0 {
+		opts.Sizes = make(map[string]simcloud.Size, len(Sizes))
+		for slug, s := range Sizes {
+			opts.Sizes[slug] = s.Size
+		}
+	}
+	if opts.RateLimits == nil {
+		opts.RateLimits = slices.Clone(RateLimits)
+	}
+	return opts
+}
+
+// NewCloud returns a simulated cloud with DigitalOcean's defaults (see
+// WithDefaults) and its image catalogue.
+func NewCloud(opts simcloud.Options) *simcloud.Cloud {
+	c := simcloud.New(WithDefaults(opts))
+	AddCatalog(c)
+	return c
+}
+
+// AddCatalog adds the images of Images that c lacks (by slug), available in
+// every region of c. A cloud loaded from saved state keeps its own.
+func AddCatalog(c *simcloud.Cloud) {
+	have := make(map[string]bool)
+	imgs, _ := c.ListImages(func(m *simcloud.Image) bool { return m.Kind == simcloud.ImageDistribution }, 0, 0)
+	for _, m := range imgs {
+		have[m.Slug] = true
+	}
+	regions := c.Options().Regions
+	for _, im := range Images {
+		if have[im.Slug] {
+			continue
+		}
+		c.AddImage(simcloud.Image{
+			Kind: simcloud.ImageDistribution, Name: im.Name, Slug: im.Slug,
+			Description:  im.Distribution + " " + im.Version + " x64",
+			Distribution: im.Distribution, Version: im.Version, Arch: "x86_64",
+			Owner: "digitalocean", Regions: slices.Clone(regions),
+			SizeGB: im.SizeGB, MinDiskGB: im.MinDiskGB,
+			CreatedAt: time.Date(2024, 4, 25, 0, 0, 0, 0, time.UTC),
+		})
+	}
+}
+
+// Start serves a new simulated DigitalOcean (NewCloud(opts)) on a loopback
+// port for the duration of the test, and closes it when the test ends.
+func Start(t testing.TB, opts simcloud.Options) *simcloud.Server {
+	t.Helper()
+	srv := NewServer(opts)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// NewServer serves a new simulated DigitalOcean (NewCloud(opts)) on a
+// loopback port until its Close method is called. In tests, Start does the
+// closing.
+func NewServer(opts simcloud.Options) *simcloud.Server {
+	cloud := NewCloud(opts)
+	return simcloud.NewServer(cloud, NewHandler(cloud))
+}
+
+// Config returns a Config that reaches srv with its token, and waits
+// tuned to its simulated time: polls at the pace of its boot delay rather
+// than a real droplet's.
+func Config(srv *simcloud.Server) provider.Config {
+	boot := srv.Cloud.Options().BootDelay
+	gap := max(boot/10, time.Millisecond)
+	return provider.Config{
+		Endpoint:   srv.URL,
+		Token:      provider.Secret(srv.Cloud.Token()),
+		WaitPolicy: provider.AdaptiveWait(boot, gap, max(boot/2, gap)),
+	}
+}
+
+// ImageID returns the model ID of the catalogue image with the given slug,
+// or 0.
+func ImageID(c *simcloud.Cloud, slug string) int64 {
+	imgs, _ := c.ListImages(func(m *simcloud.Image) bool { return m.Slug == slug }, 0, 1)
+	if len(imgs) == 0 {
+		return 0
+	}
+	return imgs[0].ID
+}
+
+// Tags returns the DigitalOcean tags of a label set: "key:value", or "key"
+// alone for an empty value, sorted.
+func Tags(labels map[string]string) []string {
+	tags := make([]string, 0, len(labels))
+	for k, v := range labels {
+		if v == "" {
+			tags = append(tags, k)
+		} else {
+			tags = append(tags, k+":"+v)
+		}
+	}
+	slices.Sort(tags)
+	return tags
+}
+
+// Labels returns the label set of DigitalOcean tags, the inverse of Tags: a
+// tag "key:value" is the label key=value, a tag without a colon the label
+// key with an empty value.
+func Labels(tags []string) map[string]string {
+	labels := make(map[string]string, len(tags))
+	for _, t := range tags {
+		k, v, _ := strings.Cut(t, ":")
+		labels[k] = v
+	}
+	return labels
+}
+
+// hasTag reports whether labels carry the tag.
+func hasTag(labels map[string]string, tag string) bool {
+	k, v, _ := strings.Cut(tag, ":")
+	got, ok := labels[k]
+	return ok && got == v
+}
