@@ -40,7 +40,8 @@
 // godo's own retries are off: the driver builds its client with godo.New on
 // a plain, paced *http.Client that adds the token (godo.NewFromToken would
 // retry every request four times, a create included, which can make a
-// second droplet). spuff's retry policy is the only one. Droplet names are
+// second droplet; and godo.WithRetryAndBackoffs panics on a client that is
+// not OAuth2's). spuff's retry policy is the only one. Droplet names are
 // not unique on DigitalOcean, so a create is protected by a lookup: before
 // creating, and again after a create whose outcome is unknown (a lost
 // answer, a 5xx, a timeout), the driver lists the live droplets with the

@@ -268,7 +268,7 @@ func errorMessage(e *simcloud.Error) string {
 }
 
 // RateHeaders sets RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset
-// (Unix seconds) for the account's longest window, as DigitalOcean reports
+// (Unix seconds) of the account's longest window, as DigitalOcean reports
 // its hourly limit (simcloud.Dialect).
 func (h *Handler) RateHeaders(hdr http.Header, windows []simcloud.WindowState) {
 	if len(windows) == 0 {
@@ -280,13 +280,10 @@ func (h *Handler) RateHeaders(hdr http.Header, windows []simcloud.WindowState) {
 			w = x
 		}
 	}
-	// The tightest window decides what is left.
-	rem := w.Remaining
-	for _, x := range windows {
-		rem = min(rem, x.Remaining)
-	}
+	// Like DigitalOcean, the headers speak of the hourly window only; the
+	// per-minute one shows itself by 429s.
 	hdr.Set("RateLimit-Limit", strconv.Itoa(w.Limit))
-	hdr.Set("RateLimit-Remaining", strconv.Itoa(rem))
+	hdr.Set("RateLimit-Remaining", strconv.Itoa(w.Remaining))
 	hdr.Set("RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(w.Reset.UnixNano())/1e9)), 10))
 }
 

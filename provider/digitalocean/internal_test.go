@@ -1,0 +1,85 @@
+package digitalocean
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/spuffgo/spuff/provider"
+)
+
+func TestImageSlugs(t *testing.T) {
+	for _, tc := range []struct {
+		spec       provider.ImageSpec
+		slug       string
+		id         int
+		wantErrMsg bool
+	}{
+		{spec: provider.Ubuntu("24.04"), slug: "ubuntu-24-04-x64"},
+		{spec: provider.Ubuntu("22.04"), slug: "ubuntu-22-04-x64"},
+		{spec: provider.Debian("12"), slug: "debian-12-x64"},
+		{spec: provider.CustomImage("rockylinux-9-x64"), slug: "rockylinux-9-x64"},
+		{spec: provider.CustomImage("123456"), id: 123456},
+		{spec: provider.SnapshotImage("98765"), id: 98765},
+		{spec: provider.SnapshotImage("ami-0abc"), wantErrMsg: true},
+	} {
+		got, err := image(tc.spec)
+		if tc.wantErrMsg {
+			if err == nil {
+				t.Errorf("%s: no error", tc.spec)
+			}
+			continue
+		}
+		if err != nil || got.Slug != tc.slug || got.ID != tc.id {
+			t.Errorf("%s = %+v, %v; want slug %q id %d", tc.spec, got, err, tc.slug, tc.id)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	h := http.Header{}
+	h.Set("Retry-After", "3")
+	if d := retryAfter(h, now); d != 3*time.Second {
+		t.Errorf("Retry-After 3: %v", d)
+	}
+	h = http.Header{}
+	h.Set("RateLimit-Remaining", "0")
+	h.Set("RateLimit-Reset", strconv.FormatInt(now.Unix()+42, 10))
+	if d := retryAfter(h, now); d != 42*time.Second {
+		t.Errorf("no request left, reset in 42s: %v", d)
+	}
+	h.Set("RateLimit-Remaining", "17")
+	if d := retryAfter(h, now); d != 0 {
+		t.Errorf("requests left: %v, want 0 (the per-minute window said no)", d)
+	}
+}
+
+func TestQuotaWording(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"creating this/these droplet(s) will exceed your droplet limit": true,
+		"You have reached the snapshot limit for your account":          true,
+		"Region is not available":                                       false,
+		"limit must be a number":                                        false,
+	} {
+		if got := isQuota(msg); got != want {
+			t.Errorf("isQuota(%q) = %v", msg, got)
+		}
+	}
+}
+
+func TestTagsLabels(t *testing.T) {
+	p := &Provider{ownerTag: "managed-by:spuff"}
+	tags := p.tags(map[string]string{"env": "prod", "flag": ""})
+	if len(tags) != 3 || tags[0] != "managed-by:spuff" || tags[1] != "env:prod" || tags[2] != "flag" {
+		t.Errorf("tags = %v", tags)
+	}
+	l := labels(append(tags, "managed-by:other"))
+	if len(l) != 2 || l["env"] != "prod" || l["flag"] != "" {
+		t.Errorf("labels = %v", l)
+	}
+	if !isFingerprint("3b:16:e4:bf:8b:00:8b:b8:59:8c:a9:d3:f0:19:fa:45") || isFingerprint("laptop") || isFingerprint("a:b") {
+		t.Errorf("isFingerprint")
+	}
+}
