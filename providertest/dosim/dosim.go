@@ -97,10 +97,10 @@ var Images = []CatalogImage{
 	{"rockylinux-9-x64", "9 x64", "Rocky Linux", "9", 7, 1.04},
 }
 
-// WithDefaults fills what opts leaves empty with DigitalOcean's catalogue and
+// Defaults fills what opts leaves empty with DigitalOcean's catalogue and
 // limits: the regions and sizes above, and RateLimits when opts.RateLimits
 // is nil (a non-nil empty slice means no rate limit).
-func WithDefaults(opts simcloud.Options) simcloud.Options {
+func Defaults(opts simcloud.Options) simcloud.Options {
 	if len(opts.Regions) == 0 {
 		for slug := range Regions {
 			opts.Regions = append(opts.Regions, slug)
@@ -120,9 +120,9 @@ func WithDefaults(opts simcloud.Options) simcloud.Options {
 }
 
 // NewCloud returns a simulated cloud with DigitalOcean's defaults (see
-// WithDefaults) and its image catalogue.
+// Defaults) and its image catalogue.
 func NewCloud(opts simcloud.Options) *simcloud.Cloud {
-	c := simcloud.New(WithDefaults(opts))
+	c := simcloud.New(Defaults(opts))
 	AddCatalog(c)
 	return c
 }

@@ -43,6 +43,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/providertest/simcloud"
 )
 
@@ -143,10 +144,28 @@ func NewCloud(opts simcloud.Options) *simcloud.Cloud {
 // for the duration of the test and closes it at the test's end.
 func Start(t testing.TB, opts simcloud.Options, hopts ...Option) *simcloud.Server {
 	t.Helper()
-	cloud := NewCloud(opts)
-	srv := simcloud.NewServer(cloud, Handler(cloud, hopts...))
+	srv := NewServer(opts, hopts...)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// NewServer serves a new simulated Hetzner Cloud (NewCloud(opts)) on
+// loopback until its Close; Start is the form for tests.
+func NewServer(opts simcloud.Options, hopts ...Option) *simcloud.Server {
+	cloud := NewCloud(opts)
+	return simcloud.NewServer(cloud, Handler(cloud, hopts...))
+}
+
+// Config returns the provider.Config that reaches srv: its endpoint, its
+// account's token, and a wait policy paced to its simulated boot time.
+func Config(srv *simcloud.Server) provider.Config {
+	boot := srv.Cloud.Options().BootDelay
+	gap := max(boot/10, time.Millisecond)
+	return provider.Config{
+		Endpoint:   srv.URL,
+		Token:      provider.Secret(srv.Cloud.Token()),
+		WaitPolicy: provider.AdaptiveWait(boot, gap, max(boot/2, gap)),
+	}
 }
 
 // Option configures a Handler.
