@@ -148,7 +148,6 @@ func Open(ctx context.Context, cfg provider.Config, opts ...Option) (*Provider, 
 		credKey = "default-chain:" + cfg.Env("AWS_ACCESS_KEY_ID") + ":" + cfg.Env("AWS_PROFILE")
 	}
 	policy := newPolicy(cfg, credKey)
-	httpClient := policy.Client(cfg.HTTPClient)
 
 	var awsCfg awssdk.Config
 	if cfg.AccessKeyID != "" {
@@ -160,12 +159,18 @@ func Open(ctx context.Context, cfg provider.Config, opts ...Option) (*Provider, 
 			Region: region,
 			Credentials: awssdk.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
 				cfg.AccessKeyID, string(cfg.SecretAccessKey), string(cfg.SessionToken))),
-			HTTPClient: httpClient,
+		}
+		if cfg.HTTPClient != nil {
+			awsCfg.HTTPClient = cfg.HTTPClient
 		}
 	} else {
 		lo := []func(*config.LoadOptions) error{
-			config.WithHTTPClient(httpClient),
 			config.WithRetryer(func() awssdk.Retryer { return awssdk.NopRetryer{} }),
+		}
+		// Without an HTTP client of the caller's, the SDK builds its own,
+		// which honours AWS_CA_BUNDLE; pacing wraps it per call.
+		if cfg.HTTPClient != nil {
+			lo = append(lo, config.WithHTTPClient(cfg.HTTPClient))
 		}
 		if region != "" {
 			lo = append(lo, config.WithRegion(region))
@@ -195,10 +200,10 @@ func Open(ctx context.Context, cfg provider.Config, opts ...Option) (*Provider, 
 // New builds a Provider on a caller-made EC2 client, used for its region
 // (client.Options().Region, else cfg.Region); clients for other regions are
 // derived from its options. Credentials and endpoint are the client's;
-// cfg supplies timeouts, logger, owner label and policies. Calls are
-// paced under the account's rate limit only if the client's HTTP client
-// was built with the Pacer (provider.Pacer.Client). Whatever retryer the
-// client has, the driver makes every call with the SDK's retries off.
+// cfg supplies timeouts, logger, owner label and policies. Whatever retryer
+// the client has, the driver makes every call with the SDK's retries off,
+// and paces it under the account's rate limit around the client's own
+// HTTP client.
 func New(client *ec2.Client, cfg provider.Config, opts ...Option) *Provider {
 	region := client.Options().Region
 	if region == "" {
@@ -249,7 +254,7 @@ func build(client *ec2.Client, cfg provider.Config, region string, policy *provi
 		if next == nil {
 			next = http.DefaultClient
 		}
-		o.HTTPClient = boundedClient{next: next}
+		o.HTTPClient = pacedClient{pacer: policy.Pacer, next: next}
 	}
 	return p
 }
@@ -376,17 +381,46 @@ func (p *Provider) call(ctx context.Context, op, region string, fn func(ctx cont
 	})
 }
 
-// boundedClient caps the size of every answer the SDK reads, so a runaway
-// body fails instead of exhausting memory.
-type boundedClient struct{ next ec2.HTTPClient }
+// pacedClient is the HTTP client of every SDK call: it waits for the
+// account's Pacer before each request and feeds it each answer, and caps
+// the size of the answer the SDK reads, so a runaway body fails instead of
+// exhausting memory. It wraps the SDK's own client (or the caller's), so
+// settings such as AWS_CA_BUNDLE keep working, and it paces a client
+// given to New as well; the credential providers' calls (SSO, STS,
+// instance metadata) are not paced under EC2's limit.
+type pacedClient struct {
+	pacer *provider.Pacer
+	next  ec2.HTTPClient
+}
 
-func (b boundedClient) Do(req *http.Request) (*http.Response, error) {
-	resp, err := b.next.Do(req)
-	if resp != nil && resp.Body != nil {
-		resp.Body = &limitedBody{rc: resp.Body, left: maxResponseBytes + 1}
+func (c pacedClient) Do(req *http.Request) (*http.Response, error) {
+	if err := c.pacer.Wait(req.Context()); err != nil {
+		return nil, err
+	}
+	if req.Body != nil {
+		// smithy-go closes the request body as soon as Do returns, and its
+		// body's WriteTo then answers io.EOF. net/http may still be
+		// checking the body for extra bytes after the answer came (with
+		// io.Copy, which takes WriteTo's EOF for an error); the write
+		// error then closes the connection under the answer being read.
+		// Hiding WriteTo makes a read after close a clean end of body.
+		req.Body = readOnlyBody{req.Body}
+	}
+	resp, err := c.next.Do(req)
+	if resp != nil {
+		c.pacer.Observe(resp.StatusCode, resp.Header)
+		if resp.Body != nil {
+			resp.Body = &limitedBody{rc: resp.Body, left: maxResponseBytes + 1}
+		}
 	}
 	return resp, err
 }
+
+// readOnlyBody hides every method of a request body but Read and Close.
+type readOnlyBody struct{ rc io.ReadCloser }
+
+func (b readOnlyBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
+func (b readOnlyBody) Close() error               { return b.rc.Close() }
 
 var errTooLarge = errors.New("answer larger than 32 MiB")
 

@@ -79,9 +79,11 @@
 // calls that are safe to repeat (RunInstances is, thanks to its client
 // token), backs off with jitter and pauses the whole account after
 // throttling. Were both to retry, attempts would multiply (3 × 5) and the
-// SDK's retries would bypass the account's shared pacing. Calls are paced
-// under EC2's request token bucket (100 requests, refilled at 20 per
-// second). Answers are read up to 32 MiB.
+// SDK's retries would bypass the account's shared pacing. Every call is
+// paced under EC2's request token bucket (100 requests, refilled at 20 per
+// second), shared by all Providers of the same credentials, around the
+// SDK's own HTTP client (or Config.HTTPClient), so AWS_CA_BUNDLE and the
+// like keep working. Answers are read up to 32 MiB.
 //
 // # Errors
 //
