@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -807,7 +808,7 @@ func (c *call) runInstances() *apiError {
 	})
 	if err != nil {
 		var me *simcloud.Error
-		if asModel(err, &me) {
+		if errors.As(err, &me) {
 			if me.Code == simcloud.CodeInvalid && me.Field == "image" {
 				return invalidValue("%s", me.Message) // architecture mismatch
 			}
@@ -817,14 +818,6 @@ func (c *call) runInstances() *apiError {
 	}
 	writeXML(c.w, runInstancesResponse{Xmlns: xmlns, RequestID: c.requestID(), reservationXML: c.reservation(&in)})
 	return nil
-}
-
-func asModel(err error, target **simcloud.Error) bool {
-	me, ok := err.(*simcloud.Error)
-	if ok {
-		*target = me
-	}
-	return ok
 }
 
 func isASCII(s string) bool {
@@ -875,51 +868,32 @@ func (c *call) lookupInstances(ids []string) ([]simcloud.Instance, *apiError) {
 }
 
 func (c *call) instanceField(in *simcloud.Instance, name string) ([]string, bool) {
+	if in == nil {
+		switch name {
+		case "instance-state-name", "instance-state-code", "instance-id", "instance-type", "image-id",
+			"client-token", "key-name", "availability-zone", "architecture":
+			return nil, true
+		}
+		return nil, false
+	}
 	switch name {
 	case "instance-state-name":
-		if in == nil {
-			return nil, true
-		}
 		return []string{c.instanceState(in).Name}, true
 	case "instance-state-code":
-		if in == nil {
-			return nil, true
-		}
 		return []string{strconv.Itoa(int(c.instanceState(in).Code))}, true
 	case "instance-id":
-		if in == nil {
-			return nil, true
-		}
 		return []string{InstanceID(in.ID)}, true
 	case "instance-type":
-		if in == nil {
-			return nil, true
-		}
 		return []string{in.Size}, true
 	case "image-id":
-		if in == nil {
-			return nil, true
-		}
 		return []string{ImageID(in.ImageID)}, true
 	case "client-token":
-		if in == nil {
-			return nil, true
-		}
 		return []string{in.ClientToken}, true
 	case "key-name":
-		if in == nil {
-			return nil, true
-		}
 		return []string{c.keyName(in)}, true
 	case "availability-zone":
-		if in == nil {
-			return nil, true
-		}
 		return []string{in.Region + "a"}, true
 	case "architecture":
-		if in == nil {
-			return nil, true
-		}
 		return []string{in.Arch}, true
 	}
 	return nil, false
@@ -1224,7 +1198,7 @@ func (c *call) createImage() *apiError {
 	})
 	if err != nil {
 		var me *simcloud.Error
-		if asModel(err, &me) {
+		if errors.As(err, &me) {
 			if me.Code == simcloud.CodeQuota {
 				return badRequest("ResourceLimitExceeded", "You have reached your quota of AMIs: %s", me.Message)
 			}
@@ -1263,7 +1237,7 @@ func (c *call) deregisterImage() *apiError {
 	}
 	if err := c.h.cloud.DeleteImage(id, withSnaps); err != nil {
 		var me *simcloud.Error
-		if asModel(err, &me) {
+		if errors.As(err, &me) {
 			return modelError(me, "image", ref)
 		}
 		return &apiError{http.StatusInternalServerError, "InternalError", err.Error()}
@@ -1283,7 +1257,7 @@ func (c *call) deleteSnapshot() *apiError {
 	}
 	if err := c.h.cloud.DeleteVolumeSnapshot(id); err != nil {
 		var me *simcloud.Error
-		if asModel(err, &me) {
+		if errors.As(err, &me) {
 			if me.Code == simcloud.CodeDependency {
 				v, _ := c.h.cloud.GetVolumeSnapshot(id)
 				return badRequest("InvalidSnapshot.InUse", "The snapshot %s is currently in use by %s", ref, ImageID(v.ImageID))
