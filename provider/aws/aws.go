@@ -112,6 +112,7 @@ type Provider struct {
 	base     *ec2.Client
 	clients  map[string]*ec2.Client
 	placed   map[string]placement // instance or AMI ID -> where and when we made it
+	used     map[string]bool      // regions this Provider made something in
 	imageMap map[imageKey]cachedImage
 }
 
@@ -233,6 +234,7 @@ func build(client *ec2.Client, cfg provider.Config, region string, policy *provi
 		base:     client,
 		clients:  map[string]*ec2.Client{},
 		placed:   map[string]placement{},
+		used:     map[string]bool{},
 		imageMap: map[imageKey]cachedImage{},
 	}
 	for _, o := range opts {
@@ -301,7 +303,9 @@ func (p *Provider) client(region string) *ec2.Client {
 }
 
 // regions lists where to look for the provider's resources: the default
-// region, the WithRegions ones, then every region a client was made for.
+// region, the WithRegions ones, then every region this Provider made an
+// instance or snapshot in (not every region it was asked about: a create
+// in a region that does not exist must not break later listings).
 func (p *Provider) regions() []string {
 	var out []string
 	add := func(r string) {
@@ -314,8 +318,8 @@ func (p *Provider) regions() []string {
 		add(r)
 	}
 	p.mu.Lock()
-	known := make([]string, 0, len(p.clients))
-	for r := range p.clients {
+	known := make([]string, 0, len(p.used))
+	for r := range p.used {
 		known = append(known, r)
 	}
 	p.mu.Unlock()
@@ -344,6 +348,7 @@ func (p *Provider) place(id, region string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.placed[id] = placement{region: region, at: now}
+	p.used[region] = true
 	if len(p.placed) > 4096 {
 		for k, v := range p.placed {
 			if now.Sub(v.at) > consistencyWindow {

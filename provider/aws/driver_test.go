@@ -537,6 +537,15 @@ func TestRegions(t *testing.T) {
 	if err != nil || len(list) != 2 {
 		t.Fatalf("ListInstances over two regions: %d, %v", len(list), err)
 	}
+	// A create in a region the cloud lacks leaves listings alone.
+	bad := request("nowhere")
+	bad.Region = "zz-nowhere-9"
+	if _, err := p.CreateInstance(ctx, bad); !errors.Is(err, provider.ErrInvalidConfig) {
+		t.Errorf("create in a missing region: %v", err)
+	}
+	if list, err := p.ListInstances(ctx); err != nil || len(list) != 2 {
+		t.Errorf("ListInstances after a create in a missing region: %d, %v", len(list), err)
+	}
 	fresh, err := aws.Open(ctx, fastConfig(srv), aws.WithRegions("eu-central-1"))
 	if err != nil {
 		t.Fatal(err)
