@@ -148,14 +148,18 @@ func (e *env) modelID(id string) int64 {
 	return n
 }
 
-// modelInstance returns the cloud's record of a live instance.
+// modelInstance returns the cloud's record of a live instance, visible to
+// the API yet or not (eventual consistency).
 func (e *env) modelInstance(id string) simcloud.Instance {
 	e.t.Helper()
-	in, err := e.cloud.GetInstance(e.modelID(id))
-	if err != nil {
-		e.t.Fatalf("the simulated cloud has no live instance %s: %v", id, err)
+	mid := e.modelID(id)
+	for _, in := range e.cloud.LiveInstances() {
+		if in.ID == mid {
+			return in
+		}
 	}
-	return in
+	e.t.Fatalf("the simulated cloud has no live instance %s", id)
+	return simcloud.Instance{}
 }
 
 // liveNamed returns the live instances named name, the cloud's ground truth.
@@ -490,6 +494,12 @@ func testOwnerIsolation(t *testing.T, h Harness) {
 	}
 	if got := e.modelInstance(b.ID).Labels[provider.OwnerLabel]; got != "team-b" {
 		t.Errorf("owner label = %q, want team-b", got)
+	}
+	// Wait for both, so that listing sees them on clouds that are only
+	// eventually consistent.
+	e.waitReady(a.ID)
+	if _, err := pb.WaitReady(e.ctx, b.ID); err != nil {
+		t.Fatalf("WaitReady as team-b: %v", err)
 	}
 	la, err := e.p.ListInstances(e.ctx)
 	if err != nil {

@@ -35,12 +35,8 @@ type simDialect struct {
 	defaults func(simcloud.Options) simcloud.Options
 	newCloud func(simcloud.Options) *simcloud.Cloud
 	handler  func(*simcloud.Cloud) http.Handler
-	// config reaches a simulated cloud served at url.
-	config func(url, token string) provider.Config
-}
-
-func tokenConfig(url, token string) provider.Config {
-	return provider.Config{Endpoint: url, Token: provider.Secret(token)}
+	// config reaches a simulated cloud's server.
+	config func(*simcloud.Server) provider.Config
 }
 
 func anyEnv(keys ...string) func(func(string) string) bool {
@@ -67,7 +63,7 @@ var backends = []backend{
 			defaults: dosim.Defaults,
 			newCloud: dosim.NewCloud,
 			handler:  func(c *simcloud.Cloud) http.Handler { return dosim.NewHandler(c) },
-			config:   tokenConfig,
+			config:   dosim.Config,
 		},
 	},
 	{
@@ -80,7 +76,7 @@ var backends = []backend{
 			defaults: hcloudsim.Defaults,
 			newCloud: hcloudsim.NewCloud,
 			handler:  func(c *simcloud.Cloud) http.Handler { return hcloudsim.Handler(c) },
-			config:   tokenConfig,
+			config:   hcloudsim.Config,
 		},
 	},
 	{
@@ -103,9 +99,7 @@ var backends = []backend{
 			defaults: ec2sim.Defaults,
 			newCloud: ec2sim.NewCloud,
 			handler:  func(c *simcloud.Cloud) http.Handler { return ec2sim.Handler(c) },
-			config: func(url, token string) provider.Config {
-				return provider.Config{Endpoint: url, AccessKeyID: token, SecretAccessKey: "simulated", Region: "us-east-1"}
-			},
+			config:   ec2sim.Config,
 		},
 	},
 }

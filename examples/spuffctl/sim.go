@@ -77,11 +77,7 @@ func openSim(b *backend, dir string, boot time.Duration) (*simSession, error) {
 
 // config returns the Config that reaches the simulated cloud, with a wait
 // policy tuned to its boot time.
-func (s *simSession) config(b *backend) provider.Config {
-	cfg := b.sim.config(s.srv.URL, s.cloud.Token())
-	cfg.WaitPolicy = provider.AdaptiveWait(s.boot, 100*time.Millisecond, time.Second)
-	return cfg
-}
+func (s *simSession) config(b *backend) provider.Config { return b.sim.config(s.srv) }
 
 // close stops the server and saves the cloud's state atomically.
 func (s *simSession) close() error {

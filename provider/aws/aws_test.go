@@ -59,10 +59,5 @@ func TestConformanceEventualConsistency(t *testing.T) {
 		opts.ConsistencyDelay = 40 * time.Millisecond
 		return ec2sim.Start(t, opts)
 	}
-	// These read the model with Cloud.GetInstance right after the create,
-	// which hides the instance inside the invisibility window too; they
-	// run in TestConformance.
-	why := "the suite reads the simulated cloud's instance inside the invisibility window"
-	h.Skip = map[string]string{"Lifecycle": why, "UserDataAtLimit": why, "OwnerIsolation": why, "ImageSpecs": why, "Snapshots": why, "SSHKeys": why}
 	providertest.Run(t, h)
 }

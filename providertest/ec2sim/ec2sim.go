@@ -73,6 +73,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/providertest/simcloud"
 )
 
@@ -153,10 +154,31 @@ func Start(tb testing.TB, opts simcloud.Options) *simcloud.Server {
 // StartWith is Start with handler options.
 func StartWith(tb testing.TB, opts simcloud.Options, hopts ...HandlerOption) *simcloud.Server {
 	tb.Helper()
-	c := NewCloud(opts)
-	srv := simcloud.NewServer(c, Handler(c, hopts...))
+	srv := NewServer(opts, hopts...)
 	tb.Cleanup(srv.Close)
 	return srv
+}
+
+// NewServer serves a new simulated EC2 API (NewCloud(opts)) on loopback
+// until its Close; Start is the form for tests.
+func NewServer(opts simcloud.Options, hopts ...HandlerOption) *simcloud.Server {
+	c := NewCloud(opts)
+	return simcloud.NewServer(c, Handler(c, hopts...))
+}
+
+// Config returns the provider.Config that reaches srv: its endpoint, its
+// account's access key (the secret key is not checked), the region
+// us-east-1, and a wait policy paced to its simulated boot time.
+func Config(srv *simcloud.Server) provider.Config {
+	boot := srv.Cloud.Options().BootDelay
+	gap := max(boot/10, time.Millisecond)
+	return provider.Config{
+		Endpoint:        srv.URL,
+		AccessKeyID:     srv.Cloud.Token(),
+		SecretAccessKey: "simulated",
+		Region:          Regions[0],
+		WaitPolicy:      provider.AdaptiveWait(boot, gap, max(boot/2, gap)),
+	}
 }
 
 // catalogImage is one AMI of the catalogue.
