@@ -46,7 +46,11 @@
 // creating, and again after a create whose outcome is unknown (a lost
 // answer, a 5xx, a timeout), the driver lists the live droplets with the
 // ownership tag and the exact name, and adopts the one it finds instead of
-// making a second.
+// making a second. DigitalOcean's listings may lag a create, so after an
+// unknown outcome the driver looks for up to twice
+// Config.Timeouts.PollInterval (10 s by default) before creating again.
+// Likewise WaitReady takes a 404 for a droplet this Provider made less than
+// a minute ago, and has not seen since, for "not visible yet".
 //
 // # Errors
 //
@@ -114,6 +118,7 @@ type Provider struct {
 	pol      *provider.Policy
 	owner    string
 	ownerTag string
+	recent   recent // droplets made lately, for eventual consistency
 }
 
 var _ provider.Provider = (*Provider)(nil)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/digitalocean/godo"
@@ -210,7 +211,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	unknown := false // an attempt may have made the droplet
 	err = p.pol.Call(ctx, op, func(ctx context.Context) error {
 		if unknown {
-			d, err := p.findOwned(ctx, req.Name)
+			d, err := p.findSettled(ctx, req.Name)
 			if err != nil {
 				return classify(op, err)
 			}
@@ -234,6 +235,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 		}
 		return nil, err
 	}
+	p.recent.add(made.ID)
 	p.pol.Log.Debug("spuff: droplet created", "provider", Name, "id", made.ID, "name", made.Name)
 	return p.instance(made), nil
 }
@@ -268,6 +270,32 @@ func (p *Provider) adopt(op string, d *godo.Droplet, req provider.InstanceReques
 	}
 	p.pol.Log.Debug("spuff: adopting existing droplet", "provider", Name, "id", d.ID, "name", d.Name)
 	return inst, nil
+}
+
+// findSettled looks for the droplet an attempt whose outcome is unknown
+// may have made, for up to twice Timeouts.PollInterval: DigitalOcean's
+// listings may lag a create, and a droplet missed here would be made a
+// second time. It returns nil when no lookup in that time found one.
+func (p *Provider) findSettled(ctx context.Context, name string) (*godo.Droplet, error) {
+	settle := 2 * p.pol.Timeouts.PollInterval
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	// Lookups at once, then 1/8, 2/8, 4/8 and 8/8 of settle later.
+	for _, eighths := range []time.Duration{0, 1, 1, 2, 4} {
+		if eighths > 0 {
+			timer.Reset(settle * eighths / 8)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-timer.C:
+			}
+		}
+		d, err := p.findOwned(ctx, name)
+		if err != nil || d != nil {
+			return d, err
+		}
+	}
+	return nil, nil
 }
 
 // findOwned returns the live droplet with the ownership tag and exactly
@@ -390,7 +418,10 @@ func (p *Provider) ListInstances(ctx context.Context) ([]*provider.Instance, err
 	return out, nil
 }
 
-// WaitReady polls the droplet until it is active with a public IP.
+// WaitReady polls the droplet until it is active with a public IP. A
+// droplet this Provider made less than a minute ago that answers 404
+// before it was ever seen is taken for not visible yet (eventual
+// consistency), not for gone.
 func (p *Provider) WaitReady(ctx context.Context, id string) (*provider.Instance, error) {
 	const op = "WaitReady"
 	n, err := strconv.Atoi(id)
@@ -399,12 +430,21 @@ func (p *Provider) WaitReady(ctx context.Context, id string) (*provider.Instance
 			Message: "no droplet has this ID (DigitalOcean IDs are positive numbers)"}
 	}
 	var last *provider.Instance
+	seen := false
 	err = p.pol.WaitFor(ctx, op, "instance", id, p.pol.Timeouts.InstanceReady, func(ctx context.Context) (bool, string, error) {
 		d, _, err := p.client.Droplets.Get(ctx, n)
 		if err != nil {
-			return false, "", withResource(classify(op, err), "instance", id)
+			err = withResource(classify(op, err), "instance", id)
+			if !seen && errors.Is(err, provider.ErrNotFound) && p.recent.fresh(n) {
+				// Made by this Provider moments ago and never seen since:
+				// not visible yet, rather than gone.
+				return false, "not yet visible", nil
+			}
+			return false, "", err
 		}
+		seen = true
 		last = p.instance(d)
+
 		return last.Ready(), state(last), nil
 	})
 	if err != nil {
@@ -435,4 +475,41 @@ func (p *Provider) ListSSHKeys(ctx context.Context) ([]*provider.SSHKey, error) 
 		out[i] = &provider.SSHKey{ID: strconv.Itoa(k.ID), Name: k.Name, Fingerprint: k.Fingerprint, PublicKey: k.PublicKey}
 	}
 	return out, nil
+}
+
+// consistencyWindow is how long after a create a 404 for the new droplet
+// may mean "not visible yet" rather than "gone".
+const consistencyWindow = time.Minute
+
+// recent remembers the droplets this Provider made in the last
+// consistencyWindow.
+type recent struct {
+	mu   sync.Mutex
+	made map[int]time.Time
+}
+
+func (r *recent) add(id int) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.made == nil {
+		r.made = make(map[int]time.Time)
+	}
+	if len(r.made) >= 4096 {
+		for k, at := range r.made {
+			if now.Sub(at) >= consistencyWindow {
+				delete(r.made, k)
+			}
+		}
+	}
+	r.made[id] = now
+}
+
+// fresh reports whether this Provider made the droplet id within the
+// consistency window.
+func (r *recent) fresh(id int) bool {
+	r.mu.Lock()
+	at, ok := r.made[id]
+	r.mu.Unlock()
+	return ok && time.Since(at) < consistencyWindow
 }

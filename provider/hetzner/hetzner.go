@@ -107,6 +107,8 @@ type Provider struct {
 	owner  string
 	limits provider.Limits
 
+	recent recent // servers made lately, for eventual consistency
+
 	mu          sync.Mutex
 	serverTypes map[string]*hcloud.ServerType
 	typesAt     time.Time
@@ -362,6 +364,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	if err != nil {
 		return nil, err
 	}
+	p.recent.add(server.ID)
 	return p.instance(server), nil
 }
 
@@ -591,7 +594,10 @@ func (p *Provider) ListInstances(ctx context.Context) ([]*provider.Instance, err
 	return out, nil
 }
 
-// WaitReady polls the server until it runs and has a public address.
+// WaitReady polls the server until it runs and has a public address. A
+// server this Provider made less than a minute ago that answers not_found
+// before it was ever seen is taken for not visible yet (eventual
+// consistency), not for gone.
 func (p *Provider) WaitReady(ctx context.Context, id string) (*provider.Instance, error) {
 	const op = "WaitReady"
 	n, err := parseID(op, "instance", id)
@@ -599,15 +605,23 @@ func (p *Provider) WaitReady(ctx context.Context, id string) (*provider.Instance
 		return nil, err
 	}
 	var inst *provider.Instance
+	seen := false
 	err = p.pol.WaitFor(ctx, op, "instance", id, p.pol.Timeouts.InstanceReady, func(ctx context.Context) (bool, string, error) {
 		s, resp, err := p.client.Server.GetByID(ctx, n)
 		if err != nil {
 			return false, "", classify(op, resp, err)
 		}
 		if s == nil {
+			if !seen && p.recent.fresh(n) {
+				// Made by this Provider moments ago and never seen
+				// since: not visible yet, rather than gone.
+				return false, "not yet visible", nil
+			}
 			return false, "not found", notFound(op, "instance", id)
 		}
+		seen = true
 		inst = p.instance(s)
+
 		if inst.Ready() {
 			return true, string(s.Status), nil
 		}
@@ -856,4 +870,41 @@ func (p *Provider) ListSSHKeys(ctx context.Context) ([]*provider.SSHKey, error) 
 		out[i] = &provider.SSHKey{ID: strconv.FormatInt(k.ID, 10), Name: k.Name, Fingerprint: k.Fingerprint, PublicKey: k.PublicKey}
 	}
 	return out, nil
+}
+
+// consistencyWindow is how long after a create a not_found for the new
+// server may mean "not visible yet" rather than "gone".
+const consistencyWindow = time.Minute
+
+// recent remembers the servers this Provider made in the last
+// consistencyWindow.
+type recent struct {
+	mu   sync.Mutex
+	made map[int64]time.Time
+}
+
+func (r *recent) add(id int64) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.made == nil {
+		r.made = make(map[int64]time.Time)
+	}
+	if len(r.made) >= 4096 {
+		for k, at := range r.made {
+			if now.Sub(at) >= consistencyWindow {
+				delete(r.made, k)
+			}
+		}
+	}
+	r.made[id] = now
+}
+
+// fresh reports whether this Provider made the server id within the
+// consistency window.
+func (r *recent) fresh(id int64) bool {
+	r.mu.Lock()
+	at, ok := r.made[id]
+	r.mu.Unlock()
+	return ok && time.Since(at) < consistencyWindow
 }
