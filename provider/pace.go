@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,7 @@ type Pacer struct {
 	mu       sync.Mutex
 	buckets  []bucket
 	until    time.Time // no request starts before this
+	gen      uint64    // throttles seen: a slot taken before one is retaken
 	inflight int
 	stats    PacerStats
 }
@@ -95,13 +97,60 @@ func AccountKey(providerName, endpoint, credential string) string {
 }
 
 // Wait blocks until the account may make one more request, or ctx ends. It
-// reserves the slot it waited for.
+// reserves the slot it waited for. When ctx carries a slot a Policy
+// reserved on p before the attempt began (so that time queued behind the
+// rate limit does not eat the attempt's timeout), Wait takes that slot and
+// returns at once.
 func (p *Pacer) Wait(ctx context.Context) error {
 	if p == nil {
 		return ctx.Err()
 	}
-	p.mu.Lock()
-	now := time.Now()
+	if s, ok := ctx.Value(slotKey{}).(*slot); ok && s.pacer == p && s.used.CompareAndSwap(false, true) {
+		return ctx.Err()
+	}
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for first := true; ; first = false {
+		p.mu.Lock()
+		delay, gen := p.takeLocked(time.Now()), p.gen
+		p.stats.Requests += b2i(first)
+		if delay > 0 {
+			p.stats.Delayed += b2i(first)
+			p.stats.Waited += delay
+		}
+		p.mu.Unlock()
+		if delay <= 0 {
+			return ctx.Err()
+		}
+		if t == nil {
+			t = time.NewTimer(delay)
+		} else {
+			t.Reset(delay)
+		}
+		select {
+		case <-ctx.Done():
+			p.giveBack()
+			return ctx.Err()
+		case <-t.C:
+		}
+		// A slot taken before the cloud throttled the account may fall
+		// inside the pause: take a new one after it.
+		p.mu.Lock()
+		again := p.gen != gen && time.Now().Before(p.until)
+		p.mu.Unlock()
+		if !again {
+			return nil
+		}
+	}
+}
+
+// takeLocked takes a token from every window and returns how long the
+// request must wait for it.
+func (p *Pacer) takeLocked(now time.Time) time.Duration {
 	var delay time.Duration
 	if d := p.until.Sub(now); d > 0 {
 		delay = d
@@ -116,28 +165,50 @@ func (p *Pacer) Wait(ctx context.Context) error {
 			}
 		}
 	}
-	p.stats.Requests++
-	if delay > 0 {
-		p.stats.Delayed++
-		p.stats.Waited += delay
+	return delay
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// giveBack returns an unused slot to every window.
+func (p *Pacer) giveBack() {
+	p.mu.Lock()
+	for i := range p.buckets {
+		p.buckets[i].tokens++
 	}
 	p.mu.Unlock()
-	if delay <= 0 {
-		return ctx.Err()
+}
+
+type slotKey struct{}
+
+// slot is a request slot reserved ahead of the request.
+type slot struct {
+	pacer *Pacer
+	used  atomic.Bool
+}
+
+// reserve waits for a slot like Wait, and returns a context that carries
+// it: the first Wait on p with that context, or one derived from it, takes
+// the slot instead of waiting again. release gives the slot back if no
+// request took it. A nil Pacer reserves nothing.
+func (p *Pacer) reserve(ctx context.Context) (_ context.Context, release func(), err error) {
+	if p == nil {
+		return ctx, func() {}, ctx.Err()
 	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		p.mu.Lock()
-		for i := range p.buckets {
-			p.buckets[i].tokens++ // give the slot back
+	if err := p.Wait(ctx); err != nil {
+		return ctx, func() {}, err
+	}
+	s := &slot{pacer: p}
+	return context.WithValue(ctx, slotKey{}, s), func() {
+		if s.used.CompareAndSwap(false, true) {
+			p.giveBack()
 		}
-		p.mu.Unlock()
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	}, nil
 }
 
 func (b *bucket) refill(now time.Time) {
@@ -150,7 +221,9 @@ func (b *bucket) refill(now time.Time) {
 // Observe corrects the Pacer with an API answer's headers: RateLimit-Limit
 // and RateLimit-Remaining cap the tokens of the matching window (less the
 // requests still in flight), and a 429 pauses every caller for its
-// Retry-After (1 s if it gives none).
+// Retry-After (1 s if it gives none) and empties every window, so that the
+// callers held back resume one by one at the refill rate rather than all
+// at once when the pause ends.
 func (p *Pacer) Observe(status int, h http.Header) {
 	if p == nil {
 		return
@@ -178,7 +251,7 @@ func (p *Pacer) Observe(status int, h http.Header) {
 
 // Throttled records a rate-limit answer the transport could not recognise
 // (EC2's RequestLimitExceeded is a 503) and pauses every caller for d
-// (1 s if d is 0).
+// (1 s if d is 0), as a 429 does (see Observe).
 func (p *Pacer) Throttled(d time.Duration) {
 	if p == nil {
 		return
@@ -193,8 +266,17 @@ func (p *Pacer) Throttled(d time.Duration) {
 
 func (p *Pacer) throttledLocked(now time.Time, d time.Duration) {
 	p.stats.Throttled++
+	p.gen++
 	if t := now.Add(d); t.After(p.until) {
 		p.until = t
+	}
+	// The cloud says the budget is spent: no window holds a token until
+	// the pause ends, and the requests queued behind it then come at the
+	// refill rate, not in a burst that would be throttled again.
+	for i := range p.buckets {
+		b := &p.buckets[i]
+		b.refill(now)
+		b.tokens = min(b.tokens, -d.Seconds()*b.rate)
 	}
 }
 

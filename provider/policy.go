@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -28,6 +29,9 @@ type Policy struct {
 
 	retries atomic.Int64
 	calls   atomic.Int64
+
+	bornMu sync.Mutex
+	born   map[string]time.Time // resource/id -> when the driver created it
 }
 
 // PolicyDefaults are a driver's defaults for NewPolicy.
@@ -63,9 +67,25 @@ func NewPolicy(name string, cfg Config, d PolicyDefaults) *Policy {
 		p.Pacer = SharedPacer(AccountKey(name, d.Endpoint, d.Credential), d.RateLimits...)
 	}
 	if p.Wait == nil {
-		p.Wait = AdaptiveWait(d.ExpectedBoot, min(time.Second, t.PollInterval), t.PollInterval)
+		p.Wait = DefaultWait(d.ExpectedBoot, t)
 	}
 	return p
+}
+
+// DefaultWait is the wait policy a driver gets when Config.WaitPolicy is
+// nil: AdaptiveWait(expected, minGap, t.PollInterval) with minGap 3/10 of
+// t.PollInterval or a tenth of expected, whichever is shorter. With the
+// default 5 s poll interval and a boot time of 15 s or more, polls come
+// at gaps of 1.5 s to 5 s around the cloud's expected boot time: closer
+// polls would notice readiness less than a second sooner, at the price of
+// more calls. Zero fields of t take their defaults.
+func DefaultWait(expected time.Duration, t ProviderTimeouts) WaitPolicy {
+	t = t.WithDefaults()
+	minGap := t.PollInterval * 3 / 10
+	if expected > 0 {
+		minGap = min(minGap, expected/10)
+	}
+	return AdaptiveWait(expected, minGap, t.PollInterval)
 }
 
 // Client returns c (or a new client when c is nil) with its transport paced
@@ -76,8 +96,14 @@ func (p *Policy) Client(c *http.Client) *http.Client { return p.Pacer.Client(c) 
 // retryable error is retried with backoff, each attempt bounded by
 // Timeouts.HTTPRequest. fn returns errors already classified (an *Error);
 // Call fills in the provider and op.
+//
+// Each attempt first takes its slot under the account's rate limit, bounded
+// by ctx only: time queued behind the rate limit (a fleet of creates on
+// one account) does not count against the attempt's timeout.
 func (p *Policy) Call(ctx context.Context, op string, fn func(ctx context.Context) error) error {
 	r := p.Retry
+	timeout := r.AttemptTimeout
+	r.AttemptTimeout = 0 // applied by attempt, after the pacer's wait
 	user := p.Retry.OnRetry
 	r.OnRetry = logRetry(p.Log, p.Provider, op, func(attempt int, err error, delay time.Duration) {
 		p.retries.Add(1)
@@ -87,19 +113,34 @@ func (p *Policy) Call(ctx context.Context, op string, fn func(ctx context.Contex
 		}
 	})
 	err := r.Do(ctx, func(ctx context.Context) error {
-		p.calls.Add(1)
-		return fn(ctx)
+		return p.attempt(ctx, timeout, fn)
 	})
 	return p.finish(op, err)
 }
 
-// CallOnce runs fn once, bounded by Timeouts.HTTPRequest, for calls that
-// must not be repeated blindly (a create without idempotency key).
-func (p *Policy) CallOnce(ctx context.Context, op string, fn func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, p.Timeouts.HTTPRequest)
-	defer cancel()
+// attempt runs fn once: it waits for a slot under the account's rate limit
+// (bounded by ctx only), then runs fn with that slot, bounded by timeout
+// (none when 0).
+func (p *Policy) attempt(ctx context.Context, timeout time.Duration, fn func(ctx context.Context) error) error {
+	ctx, release, err := p.Pacer.reserve(ctx)
+	defer release()
+	if err != nil {
+		return err
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	p.calls.Add(1)
-	err := fn(ctx)
+	return fn(ctx)
+}
+
+// CallOnce runs fn once, bounded by Timeouts.HTTPRequest (once its slot
+// under the rate limit is taken, as with Call), for calls that must not
+// be repeated blindly (a create without idempotency key).
+func (p *Policy) CallOnce(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	err := p.attempt(ctx, p.Timeouts.HTTPRequest, fn)
 	p.noteThrottle(err)
 	return p.finish(op, err)
 }
@@ -121,23 +162,74 @@ func (p *Policy) finish(op string, err error) error {
 }
 
 // WaitFor polls until poll reports done, under the Policy's wait policy,
-// bounded by timeout and ctx. See Waiter.
+// bounded by timeout and ctx. See Waiter. When the driver recorded the
+// resource's creation with Created, the schedule starts from that moment
+// (see Resumer): a wait begun right after a create first polls near the
+// expected boot time instead of at once. Each poll takes its slot under
+// the account's rate limit before its Timeouts.HTTPRequest starts.
 func (p *Policy) WaitFor(ctx context.Context, op, resource, id string, timeout time.Duration, poll PollFunc) error {
 	w := Waiter{
 		Provider: p.Provider, Op: op, Resource: resource, ID: id,
 		Timeout: timeout, Policy: p.Wait, Logger: p.Log,
 		OnPoll: func(_ string, err error) { p.noteThrottle(err) },
+		Since:  p.createdAt(resource, id),
 	}
 	return w.Wait(ctx, func(ctx context.Context) (bool, string, error) {
-		actx, cancel := context.WithTimeout(ctx, p.Timeouts.HTTPRequest)
-		defer cancel()
-		p.calls.Add(1)
-		done, state, err := poll(actx)
+		var (
+			done  bool
+			state string
+		)
+		err := p.attempt(ctx, p.Timeouts.HTTPRequest, func(ctx context.Context) error {
+			var err error
+			done, state, err = poll(ctx)
+			return err
+		})
 		if err != nil {
 			err = Classify(p.Provider, op, 0, nil, err)
 		}
 		return done, state, err
 	})
+}
+
+// maxBorn bounds the creations a Policy remembers for Created.
+const maxBorn = 4096
+
+// Created records that the driver has just created resource id (an
+// instance), so that a later WaitFor on it schedules its polls from this
+// moment: the machine cannot be ready before its boot time, and polling it
+// at once would spend a call of the account's rate budget for nothing.
+func (p *Policy) Created(resource, id string) {
+	now := time.Now()
+	p.bornMu.Lock()
+	defer p.bornMu.Unlock()
+	if p.born == nil {
+		p.born = make(map[string]time.Time)
+	}
+	if len(p.born) >= maxBorn {
+		// Forget the creations no wait can still use (those older than
+		// the longest wait), and if that is not enough, half of them.
+		limit := max(p.Timeouts.InstanceReady, p.Timeouts.ActionComplete)
+		for k, at := range p.born {
+			if now.Sub(at) > limit {
+				delete(p.born, k)
+			}
+		}
+		for k := range p.born {
+			if len(p.born) < maxBorn/2 {
+				break
+			}
+			delete(p.born, k)
+		}
+	}
+	p.born[resource+"/"+id] = now
+}
+
+// createdAt returns when resource id was recorded by Created, or the zero
+// time.
+func (p *Policy) createdAt(resource, id string) time.Time {
+	p.bornMu.Lock()
+	defer p.bornMu.Unlock()
+	return p.born[resource+"/"+id]
 }
 
 // PolicyStats counts what a Policy did.

@@ -277,3 +277,69 @@ func TestPolicyClient(t *testing.T) {
 		t.Error("Client(nil) = nil")
 	}
 }
+
+// Time queued behind the rate limit does not count against the attempt's
+// timeout: the call starts with its whole HTTPRequest budget.
+func TestPolicyPacingOutsideAttemptTimeout(t *testing.T) {
+	t.Parallel()
+	const timeout = 50 * time.Millisecond
+	p := provider.NewPolicy("toy", provider.Config{
+		Pacer:    provider.NewPacer(provider.RateLimit{Requests: 1, Per: 200 * time.Millisecond}),
+		Retry:    quick(1),
+		Timeouts: provider.ProviderTimeouts{HTTPRequest: timeout},
+	}, provider.PolicyDefaults{})
+	left := func(ctx context.Context) error {
+		if err := p.Pacer.Wait(ctx); err != nil { // as the paced transport does
+			return err
+		}
+		dl, ok := ctx.Deadline()
+		if !ok {
+			return errors.New("no deadline")
+		}
+		if l := time.Until(dl); l < timeout/2 {
+			return fmt.Errorf("attempt began with %v of its %v left", l, timeout)
+		}
+		return nil
+	}
+	for i := range 2 { // the second waits ~200 ms for its slot
+		if err := p.Call(context.Background(), "Get", left); err != nil {
+			t.Errorf("Call %d: %v", i, err)
+		}
+	}
+	if err := p.CallOnce(context.Background(), "Create", left); err != nil {
+		t.Errorf("CallOnce: %v", err)
+	}
+	if st := p.Stats(); st.Pacer.Requests != 3 || st.Pacer.Delayed != 2 {
+		t.Errorf("pacer stats = %+v, want 3 requests, 2 delayed", st.Pacer)
+	}
+}
+
+// A wait on a resource the driver just created does not poll before the
+// expected time; a wait on any other polls at once.
+func TestPolicyWaitForCreated(t *testing.T) {
+	t.Parallel()
+	p := provider.NewPolicy("toy", provider.Config{
+		Pacer:      provider.NewPacer(),
+		WaitPolicy: provider.AdaptiveWait(time.Hour, time.Minute, time.Hour),
+	}, provider.PolicyDefaults{})
+	p.Created("instance", "new")
+	var polls atomic.Int32
+	poll := func(context.Context) (bool, string, error) { polls.Add(1); return true, "ready", nil }
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := p.WaitFor(ctx, "WaitReady", "instance", "new", time.Minute, poll); !errors.Is(err, provider.ErrTimeout) {
+		t.Errorf("WaitFor just created = %v, want a timeout", err)
+	}
+	if n := polls.Load(); n != 0 {
+		t.Errorf("polls of a machine created just now = %d, want 0", n)
+	}
+	for _, id := range []struct{ resource, id string }{{"instance", "old"}, {"snapshot", "new"}} {
+		if err := p.WaitFor(context.Background(), "WaitReady", id.resource, id.id, time.Minute, poll); err != nil {
+			t.Errorf("WaitFor %s %s = %v", id.resource, id.id, err)
+		}
+	}
+	if n := polls.Load(); n != 2 {
+		t.Errorf("polls = %d, want 2 (one each, at once)", n)
+	}
+}

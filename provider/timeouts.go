@@ -14,11 +14,11 @@ type ProviderTimeouts struct {
 	// Default 10 minutes.
 	ActionComplete time.Duration
 	// PollInterval is the longest pause between two polls once the awaited
-	// change is due. Waits poll adaptively: the first poll after the
-	// immediate one comes near half the cloud's typical completion time
-	// (which may be longer than PollInterval), then polls come at gaps of a
-	// tenth of the time waited, at most PollInterval apart. Default 5
-	// seconds.
+	// change is due. Waits poll adaptively (see DefaultWait and
+	// AdaptiveWait): the first poll comes at 4/5 of the cloud's typical
+	// completion time (which may be longer than PollInterval), then polls
+	// come at short gaps while the change is due, at most PollInterval
+	// apart. Default 5 seconds.
 	PollInterval time.Duration
 	// HTTPRequest bounds each single API request (each attempt, when a call
 	// is retried). Default 30 seconds.

@@ -496,18 +496,18 @@ func TestAdaptiveWait(t *testing.T) {
 		name                     string
 		expected, minGap, maxGap time.Duration
 		firstLo, firstHi         time.Duration // bounds of the first delay, jitter included
+		due                      time.Duration // the gap while the change is due
 	}{
-		// The first poll comes near half the expected time.
-		{"boot 1s", time.Second, 50 * time.Millisecond, time.Second, 450 * time.Millisecond, 550 * time.Millisecond},
-		{"boot 40s", 40 * time.Second, time.Second, 20 * time.Second, 18 * time.Second, 22 * time.Second},
-		{"boot 100ms", 100 * time.Millisecond, 5 * time.Millisecond, 200 * time.Millisecond, 45 * time.Millisecond, 55 * time.Millisecond},
-		// Half the expected time beyond the longest gap: approach in steps,
-		// no later than expected/2 and no sooner than one max gap.
-		{"boot 60s capped at 5s", 60 * time.Second, time.Second, 5 * time.Second, scale(5*time.Second, 0.9), scale(30*time.Second, 1.1)},
+		// The first poll comes at 4/5 of the expected time, then gaps of
+		// 6 % of it, clamped to [minGap, maxGap].
+		{"boot 1s", time.Second, 10 * time.Millisecond, time.Second, 720 * time.Millisecond, 880 * time.Millisecond, 60 * time.Millisecond},
+		{"boot 45s", 45 * time.Second, 1500 * time.Millisecond, 5 * time.Second, scale(36*time.Second, 0.9), scale(36*time.Second, 1.1), 2700 * time.Millisecond},
+		{"boot 15s min gap", 15 * time.Second, 1500 * time.Millisecond, 5 * time.Second, scale(12*time.Second, 0.9), scale(12*time.Second, 1.1), 1500 * time.Millisecond},
+		{"boot 300s max gap", 300 * time.Second, time.Second, 5 * time.Second, scale(240*time.Second, 0.9), scale(240*time.Second, 1.1), 5 * time.Second},
 		// No expectation: start at the shortest gap.
-		{"no expectation", 0, 50 * time.Millisecond, 5 * time.Second, 45 * time.Millisecond, 55 * time.Millisecond},
+		{"no expectation", 0, 50 * time.Millisecond, 5 * time.Second, 45 * time.Millisecond, 55 * time.Millisecond, 0},
 		// Defaults: minGap 50ms, maxGap raised to minGap.
-		{"zero gaps", 0, 0, 0, 45 * time.Millisecond, 55 * time.Millisecond},
+		{"zero gaps", 0, 0, 0, 45 * time.Millisecond, 55 * time.Millisecond, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -523,6 +523,7 @@ func TestAdaptiveWait(t *testing.T) {
 					t.Errorf("first delay %v, want within [%v, %v]", ds[0], tt.firstLo, tt.firstHi)
 				}
 				elapsed := ds[0]
+				prev := time.Duration(0)
 				for i, d := range ds[1:] {
 					if d <= 0 {
 						t.Fatalf("delay %d = %v, want positive", i+1, d)
@@ -530,19 +531,113 @@ func TestAdaptiveWait(t *testing.T) {
 					if !within(d, scale(minGap, 0.9)-1, scale(maxGap, 1.1)+1) {
 						t.Errorf("delay %d = %v outside [minGap, maxGap] = [%v, %v] ±10%%", i+1, d, minGap, maxGap)
 					}
-					// A gap is a tenth of the time waited so far, clamped.
-					want := min(max(elapsed/10, minGap), maxGap)
-					if !within(d, scale(want, 0.9)-1, scale(want, 1.1)+1) {
-						t.Errorf("delay %d = %v after %v, want about %v", i+1, d, elapsed, want)
+					switch {
+					case tt.expected == 0:
+						// A gap is a tenth of the time waited so far, clamped.
+						want := min(max(elapsed/10, minGap), maxGap)
+						if !within(d, scale(want, 0.9)-1, scale(want, 1.1)+1) {
+							t.Errorf("delay %d = %v after %v, want about %v", i+1, d, elapsed, want)
+						}
+					case elapsed < scale(tt.expected, 1.4):
+						if !within(d, scale(tt.due, 0.9)-1, scale(tt.due, 1.1)+1) {
+							t.Errorf("delay %d = %v after %v (change due), want about %v", i+1, d, elapsed, tt.due)
+						}
+					default:
+						// Late: gaps grow (jitter aside) up to maxGap.
+						if d < scale(min(prev, maxGap), 0.8) {
+							t.Errorf("delay %d = %v after %v (late) shrank from %v", i+1, d, elapsed, prev)
+						}
 					}
+					prev = d
 					elapsed += d
 				}
-				if last := ds[len(ds)-1]; tt.expected >= 10*maxGap && last < scale(maxGap, 0.9) {
+				if last := ds[len(ds)-1]; last < scale(maxGap, 0.9) {
 					t.Errorf("last delay %v, want the schedule to have reached maxGap %v", last, maxGap)
 				}
 			}
 		})
 	}
+}
+
+// A schedule resumed part-way skips what came before.
+func TestAdaptiveWaitResume(t *testing.T) {
+	t.Parallel()
+	const expected = 10 * time.Second
+	p := provider.AdaptiveWait(expected, 100*time.Millisecond, 5*time.Second)
+	due := 600 * time.Millisecond // 6 % of expected
+	tests := []struct {
+		name             string
+		age              time.Duration
+		firstLo, firstHi time.Duration
+		nextLo, nextHi   time.Duration
+	}{
+		{"just created", time.Millisecond, scale(8*time.Second, 0.9), scale(8*time.Second, 1.1), scale(due, 0.9), scale(due, 1.1)},
+		{"half way to the first poll", 4 * time.Second, scale(4*time.Second, 0.9), scale(4*time.Second, 1.1), scale(due, 0.9), scale(due, 1.1)},
+		{"due: poll at once", 9 * time.Second, 0, 0, scale(due, 0.9), scale(due, 1.1)},
+		{"late: poll at once, then longer gaps", time.Minute, 0, 0, scale(due, 1.5*0.9), scale(5*time.Second, 1.1)},
+		{"no age: poll at once", 0, 0, 0, scale(8*time.Second, 0.9), scale(8*time.Second, 1.1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for range 20 {
+				b, ok := p().(provider.Resumer)
+				if !ok {
+					t.Fatal("AdaptiveWait's schedule is not a Resumer")
+				}
+				first := b.Resume(tt.age)
+				if !within(first, tt.firstLo, tt.firstHi) {
+					t.Errorf("Resume(%v) = %v, want within [%v, %v]", tt.age, first, tt.firstLo, tt.firstHi)
+				}
+				if next := b.NextBackOff(); !within(next, tt.nextLo, tt.nextHi) {
+					t.Errorf("after Resume(%v): next delay %v, want within [%v, %v]", tt.age, next, tt.nextLo, tt.nextHi)
+				}
+			}
+		})
+	}
+}
+
+// A Waiter told when the change began does not poll before the schedule
+// says so, and polls at once when the change is past due.
+func TestWaiterSince(t *testing.T) {
+	t.Parallel()
+	policy := provider.AdaptiveWait(time.Hour, time.Minute, time.Hour)
+	t.Run("just created", func(t *testing.T) {
+		t.Parallel()
+		s := &script{steps: []step{{done: true}}}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		w := provider.Waiter{Policy: policy, Since: time.Now()}
+		err := w.Wait(ctx, s.poll)
+		if !errors.Is(err, provider.ErrTimeout) {
+			t.Errorf("Wait = %v, want a timeout", err)
+		}
+		if n := s.count(); n != 0 {
+			t.Errorf("polls = %d, want none before the expected boot time", n)
+		}
+	})
+	t.Run("past due", func(t *testing.T) {
+		t.Parallel()
+		s := &script{steps: []step{{done: true}}}
+		w := provider.Waiter{Policy: policy, Since: time.Now().Add(-2 * time.Hour), Timeout: time.Minute}
+		if err := w.Wait(context.Background(), s.poll); err != nil {
+			t.Fatalf("Wait = %v", err)
+		}
+		if n := s.count(); n != 1 {
+			t.Errorf("polls = %d, want 1", n)
+		}
+	})
+	t.Run("schedule that cannot resume", func(t *testing.T) {
+		t.Parallel()
+		s := &script{steps: []step{{done: true}}}
+		w := provider.Waiter{Policy: provider.FixedWait(time.Hour), Since: time.Now(), Timeout: time.Minute}
+		if err := w.Wait(context.Background(), s.poll); err != nil {
+			t.Fatalf("Wait = %v", err)
+		}
+		if n := s.count(); n != 1 {
+			t.Errorf("polls = %d, want 1 (at once)", n)
+		}
+	})
 }
 
 // Two schedules of the same policy are independent and jittered: many

@@ -26,9 +26,9 @@ const (
 	// MaxUserDataBytes is EC2's user data limit: 16 KB of raw data, before
 	// base64 encoding.
 	MaxUserDataBytes = 16384
-	// expectedBoot is a typical time from RunInstances to running with a
-	// public IP; it tunes the default wait policy.
-	expectedBoot = 30 * time.Second
+	// ExpectedBoot is a typical time from RunInstances to running with a
+	// public IP (20 to 40 s); it tunes the default wait policy.
+	ExpectedBoot = 30 * time.Second
 	// consistencyWindow is how long after a launch (or CreateImage) an
 	// InvalidInstanceID.NotFound (InvalidAMIID.NotFound) is taken for EC2's
 	// eventual consistency rather than for a missing resource.
@@ -222,7 +222,7 @@ func newPolicy(cfg provider.Config, credKey string) *provider.Policy {
 		Credential:   credKey,
 		Endpoint:     cfg.Endpoint,
 		RateLimits:   []provider.RateLimit{RateLimit},
-		ExpectedBoot: expectedBoot,
+		ExpectedBoot: ExpectedBoot,
 	})
 }
 

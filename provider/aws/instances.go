@@ -178,6 +178,9 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 		}
 		id := awssdk.ToString(inst.InstanceId)
 		p.place(id, req.Region)
+		if inst.State != nil && inst.State.Name == types.InstanceStateNamePending {
+			p.policy.Created("instance", id) // WaitReady first polls near ExpectedBoot
+		}
 		p.policy.Log.Debug("spuff: launched", "provider", Name, "id", id, "region", req.Region, "image", ami)
 		return p.instance(req.Region, inst), nil
 	}

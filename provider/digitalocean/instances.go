@@ -236,6 +236,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 		return nil, err
 	}
 	p.recent.add(made.ID)
+	p.pol.Created("instance", strconv.Itoa(made.ID)) // WaitReady first polls near ExpectedBoot
 	p.pol.Log.Debug("spuff: droplet created", "provider", Name, "id", made.ID, "name", made.Name)
 	return p.instance(made), nil
 }

@@ -86,8 +86,8 @@ const PageSize = 50
 var RateLimit = provider.RateLimit{Requests: 3600, Per: time.Hour}
 
 // ExpectedBoot is the typical time from create to a running server with
-// its address, which tunes the default wait policy.
-const ExpectedBoot = 30 * time.Second
+// its address (10 to 20 s), which tunes the default wait policy.
+const ExpectedBoot = 15 * time.Second
 
 // snapshotTokenLabel is the label a snapshot carries while it is made: a
 // one-off value that lets a retried create_image find the snapshot an
@@ -349,6 +349,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 		StartAfterCreate: hcloud.Ptr(true),
 	}
 	var server *hcloud.Server
+	adopted := false
 	err = p.pol.Call(ctx, op, func(ctx context.Context) error {
 		res, resp, err := p.client.Server.Create(ctx, opts)
 		switch {
@@ -356,6 +357,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 			server = res.Server
 			return nil
 		case hcloud.IsError(err, hcloud.ErrorCodeUniquenessError):
+			adopted = true
 			server, err = p.adopt(ctx, op, req, st, imageID, err)
 			return err
 		}
@@ -363,6 +365,9 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	})
 	if err != nil {
 		return nil, err
+	}
+	if !adopted {
+		p.pol.Created("instance", strconv.FormatInt(server.ID, 10)) // WaitReady first polls near ExpectedBoot
 	}
 	p.recent.add(server.ID)
 	return p.instance(server), nil
