@@ -67,6 +67,7 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 	}
 	var ami string
 	attempt := 0
+	unknown := false // an attempt may have made the AMI
 	err = p.call(ctx, op, region, func(ctx context.Context, c *ec2.Client) error {
 		attempt++
 		if attempt > 1 {
@@ -91,8 +92,23 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 			}
 			return invalidAs(classify(op, err), "name")
 		}
+		unknown = unknown || outcomeUnknown(classify(op, err))
 		return err
 	})
+	if err != nil && unknown {
+		// An attempt whose answer was lost may have made the AMI, and
+		// the lookups since failed: look once more, so that it is not
+		// left behind unnamed.
+		id := p.lostImage(ctx, op, region, name, instanceID)
+		switch {
+		case id != "" && ctx.Err() == nil:
+			ami, err = id, nil // go on with it
+		case id != "":
+			return nil, withID(err, "snapshot", id, "the AMI was made: DeleteSnapshot it, or CreateSnapshot with the same name adopts it")
+		default:
+			return nil, withID(err, "", "", "the AMI may have been made: CreateSnapshot with the same name adopts it")
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +148,22 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 	}
 	p.policy.Log.Debug("spuff: snapshot ready", "provider", Name, "id", ami, "instance", instanceID)
 	return snap, nil
+}
+
+// lostImage looks for the AMI an attempt with a lost answer made, on a
+// context that outlives the caller's, retrying transient errors; "" when
+// it is not found.
+func (p *Provider) lostImage(ctx context.Context, op, region, name, instanceID string) string {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.policy.Timeouts.HTTPRequest)
+	defer cancel()
+	var id string
+	if err := p.call(lctx, op, region, func(ctx context.Context, c *ec2.Client) (err error) {
+		id, err = p.imageNamed(ctx, c, name, instanceID)
+		return err
+	}); err != nil {
+		return ""
+	}
+	return id
 }
 
 // regionOf returns the region of an instance: where this Provider

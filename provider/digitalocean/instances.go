@@ -229,10 +229,10 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 		made = d
 		return nil
 	})
+	if err != nil && unknown {
+		made, err = p.lostCreate(ctx, op, req.Name, err)
+	}
 	if err != nil {
-		if unknown {
-			return nil, p.lostCreate(ctx, op, req.Name, err)
-		}
 		return nil, err
 	}
 	p.recent.add(made.ID)
@@ -241,24 +241,30 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	return p.instance(made), nil
 }
 
-// lostCreate is the error of a create whose last attempt's outcome is
-// unknown. One more lookup, on a context that outlives the caller's, puts
-// the droplet's ID in the error if it exists.
-func (p *Provider) lostCreate(ctx context.Context, op, name string, err error) error {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.pol.Timeouts.HTTPRequest)
+// lostCreate handles a create whose last attempt's outcome is unknown: it
+// looks for the droplet once more (for as long as findSettled does), on a
+// context that outlives the caller's. A droplet found is returned when the
+// caller still waits, else its ID goes in the error.
+func (p *Provider) lostCreate(ctx context.Context, op, name string, err error) (*godo.Droplet, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.pol.Timeouts.HTTPRequest+2*p.pol.Timeouts.PollInterval)
 	defer cancel()
 	var perr *provider.Error
 	if !errors.As(err, &perr) {
-		return err
+		return nil, err
 	}
-	if d, ferr := p.findOwned(lctx, name); ferr == nil && d != nil {
+	d, ferr := p.findSettled(lctx, name)
+	switch {
+	case ferr == nil && d != nil && ctx.Err() == nil:
+		p.pol.Log.Debug("spuff: adopting the droplet a create with a lost answer made", "provider", Name, "id", d.ID, "name", d.Name)
+		return d, nil
+	case ferr == nil && d != nil:
 		perr.ID = strconv.Itoa(d.ID)
 		perr.Resource = "instance"
 		perr.Message = strings.TrimPrefix(perr.Message+"; the droplet was made: ListInstances shows it, and CreateInstance with the same request adopts it", "; ")
-	} else {
+	default:
 		perr.Message = strings.TrimPrefix(perr.Message+"; the droplet may have been made: CreateInstance with the same request adopts it rather than making a second", "; ")
 	}
-	return perr
+	return nil, perr
 }
 
 // adopt returns an existing droplet named like the request, or an error
@@ -445,7 +451,6 @@ func (p *Provider) WaitReady(ctx context.Context, id string) (*provider.Instance
 		}
 		seen = true
 		last = p.instance(d)
-
 		return last.Ready(), state(last), nil
 	})
 	if err != nil {

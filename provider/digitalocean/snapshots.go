@@ -65,6 +65,26 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 		act = a
 		return nil
 	})
+	if err != nil && unknown {
+		// The lookups since an attempt whose answer was lost failed:
+		// look once more, so that its snapshot is not left behind
+		// untagged.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.pol.Timeouts.HTTPRequest)
+		var found *godo.Action
+		_ = p.call(lctx, op, func(ctx context.Context) (ferr error) {
+			found, ferr = p.pendingSnapshot(ctx, n, start)
+			return ferr
+		})
+		cancel()
+		if found != nil && ctx.Err() == nil {
+			act, err = found, nil // go on with it
+		} else if found != nil {
+			var perr *provider.Error
+			if errors.As(err, &perr) {
+				perr.Message = strings.TrimPrefix(fmt.Sprintf("%s; snapshot action %d is making the snapshot %q, which will not be tagged %s: delete it", perr.Message, found.ID, name, p.ownerTag), "; ")
+			}
+		}
+	}
 	if err != nil {
 		return nil, withResource(err, "instance", instanceID)
 	}

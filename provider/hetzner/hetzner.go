@@ -626,7 +626,6 @@ func (p *Provider) WaitReady(ctx context.Context, id string) (*provider.Instance
 		}
 		seen = true
 		inst = p.instance(s)
-
 		if inst.Ready() {
 			return true, string(s.Status), nil
 		}
@@ -706,22 +705,15 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 
 	var img *hcloud.Image
 	var action *hcloud.Action
-	attempt := 0
+	unknown := false // an attempt may have made the snapshot
 	err = p.pol.Call(ctx, op, func(ctx context.Context) error {
-		attempt++
-		if attempt > 1 {
+		if unknown {
 			// An earlier attempt may have made the snapshot before its
 			// answer was lost: look for its one-off label first.
-			found, resp, err := p.client.Image.List(ctx, hcloud.ImageListOpts{
-				ListOpts: hcloud.ListOpts{PerPage: PageSize, LabelSelector: snapshotTokenLabel + "==" + tok},
-				Type:     []hcloud.ImageType{hcloud.ImageTypeSnapshot},
-			})
-			if err != nil {
-				return classify(op, resp, err)
-			}
-			if len(found) > 0 {
-				img = found[0]
-				return nil
+			found, err := p.snapshotByToken(ctx, op, tok)
+			if err != nil || found != nil {
+				img = found
+				return err
 			}
 		}
 		res, resp, err := p.client.Server.CreateImage(ctx, &hcloud.Server{ID: n}, &hcloud.ServerCreateImageOpts{
@@ -731,11 +723,30 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 			if hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
 				return notFound(op, "instance", instanceID)
 			}
-			return classify(op, resp, err)
+			err = classify(op, resp, err)
+			unknown = unknown || outcomeUnknown(err)
+			return err
 		}
 		img, action = res.Image, res.Action
 		return nil
 	})
+	if err != nil && unknown {
+		// The lookups since an attempt whose answer was lost failed:
+		// look once more, so that its snapshot is not left behind.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.pol.Timeouts.HTTPRequest)
+		var found *hcloud.Image
+		_ = p.pol.Call(lctx, op, func(ctx context.Context) (ferr error) {
+			found, ferr = p.snapshotByToken(ctx, op, tok)
+			return ferr
+		})
+		cancel()
+		switch {
+		case found != nil && ctx.Err() == nil:
+			img, action, err = found, nil, nil // go on with it
+		case found != nil:
+			return nil, p.discardSnapshot(op, found.ID, err)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -758,6 +769,22 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 	snap := snapshot(final)
 	snap.Name = name
 	return snap, nil
+}
+
+// snapshotByToken returns the snapshot carrying the one-off label value
+// tok, or nil: one listing, no retry of its own.
+func (p *Provider) snapshotByToken(ctx context.Context, op, tok string) (*hcloud.Image, error) {
+	found, resp, err := p.client.Image.List(ctx, hcloud.ImageListOpts{
+		ListOpts: hcloud.ListOpts{PerPage: PageSize, LabelSelector: snapshotTokenLabel + "==" + tok},
+		Type:     []hcloud.ImageType{hcloud.ImageTypeSnapshot},
+	})
+	if err != nil {
+		return nil, classify(op, resp, err)
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	return found[0], nil
 }
 
 func userLabelsWithOwner(labels map[string]string, owner string) map[string]string {
