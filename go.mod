@@ -12,6 +12,7 @@ require (
 	github.com/digitalocean/godo v1.237.0
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/hetznercloud/hcloud-go/v2 v2.52.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (

@@ -1,0 +1,14 @@
+// Package soak holds spuff's fault soak: many concurrent create → wait →
+// snapshot → destroy lifecycles per provider against the simulated clouds
+// with randomized, seeded faults, checked against each cloud's own ledger
+// (no leaked machine or snapshot, no duplicate, every error of a retryable
+// kind, no goroutine left).
+//
+// The package has tests only. A short soak runs with go test; a long one
+// runs on demand:
+//
+//	SPUFF_SOAK=10000 go test -run TestSoak -v ./internal/soak
+//
+// SPUFF_SOAK is the number of lifecycles across the three providers;
+// SPUFF_SOAK_SEED changes the fault draws (default 1).
+package soak
