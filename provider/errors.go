@@ -347,11 +347,15 @@ func Classify(providerName, op string, status int, header http.Header, err error
 	}
 	e := &Error{Provider: providerName, Op: op, Status: status, Err: err}
 	var s *sentinel
+	var tooLarge *BodyTooLargeError
 	switch {
 	case errors.As(err, &s):
 		// A driver that returned a sentinel (ErrNotFound, ...) has
 		// already said what kind of error it is.
 		e.Kind = s.kind
+	case errors.As(err, &tooLarge):
+		// An answer that cannot be read whole is as good as lost.
+		e.Kind = KindNetwork
 	case status != 0:
 		e.Kind = KindForStatus(status)
 	case errors.Is(err, context.DeadlineExceeded):

@@ -89,8 +89,13 @@ func DefaultWait(expected time.Duration, t ProviderTimeouts) WaitPolicy {
 }
 
 // Client returns c (or a new client when c is nil) with its transport paced
-// by the Policy's Pacer. Drivers hand the result to their SDK.
-func (p *Policy) Client(c *http.Client) *http.Client { return p.Pacer.Client(c) }
+// by the Policy's Pacer and its answers bounded to MaxResponseBytes (see
+// LimitBody). Drivers hand the result to their SDK.
+func (p *Policy) Client(c *http.Client) *http.Client {
+	pc := p.Pacer.Client(c)
+	pc.Transport = LimitTransport(pc.Transport, MaxResponseBytes)
+	return pc
+}
 
 // Call runs fn, which must be safe to repeat, under the retry policy: a
 // retryable error is retried with backoff, each attempt bounded by

@@ -2,7 +2,6 @@ package aws
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -414,9 +413,7 @@ func (c pacedClient) Do(req *http.Request) (*http.Response, error) {
 	resp, err := c.next.Do(req)
 	if resp != nil {
 		c.pacer.Observe(resp.StatusCode, resp.Header)
-		if resp.Body != nil {
-			resp.Body = &limitedBody{rc: resp.Body, left: maxResponseBytes + 1}
-		}
+		provider.LimitBody(resp, maxResponseBytes)
 	}
 	return resp, err
 }
@@ -426,27 +423,3 @@ type readOnlyBody struct{ rc io.ReadCloser }
 
 func (b readOnlyBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
 func (b readOnlyBody) Close() error               { return b.rc.Close() }
-
-var errTooLarge = errors.New("answer larger than 32 MiB")
-
-type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
-func (l *limitedBody) Read(b []byte) (int, error) {
-	if l.left <= 0 {
-		return 0, errTooLarge
-	}
-	if int64(len(b)) > l.left {
-		b = b[:l.left]
-	}
-	n, err := l.rc.Read(b)
-	l.left -= int64(n)
-	if l.left <= 0 {
-		return n, errTooLarge
-	}
-	return n, err
-}
-
-func (l *limitedBody) Close() error { return l.rc.Close() }

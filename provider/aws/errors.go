@@ -144,7 +144,8 @@ func outcomeUnknown(err error) bool {
 		return true
 	}
 	switch {
-	case perr.Status >= 500:
+	case perr.Status >= 500, perr.Status >= 200 && perr.Status < 300:
+		// A 5xx, or a success whose answer could not be read.
 		return true
 	case perr.Status != 0:
 		return false

@@ -167,6 +167,9 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	for range 16 {
 		in.ClientToken = awssdk.String(p.clientToken(&req, prev))
 		inst, err := p.runInstance(ctx, req.Region, in)
+		if err != nil && outcomeUnknown(err) {
+			inst, err = p.lostLaunch(ctx, req.Region, awssdk.ToString(in.ClientToken), err)
+		}
 		if err != nil {
 			return nil, refineCreateError(err)
 		}
@@ -208,10 +211,20 @@ func (p *Provider) runInstance(ctx context.Context, region string, in *ec2.RunIn
 	if codeOf(err) != "IdempotentParameterMismatch" {
 		return nil, err
 	}
+	found, lerr := p.byClientToken(ctx, region, awssdk.ToString(in.ClientToken))
+	if lerr != nil || found == nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// byClientToken returns the instance RunInstances made with the client
+// token, or nil, retrying transient errors.
+func (p *Provider) byClientToken(ctx context.Context, region, token string) (*types.Instance, error) {
 	var found *types.Instance
-	lerr := p.call(ctx, op, region, func(ctx context.Context, c *ec2.Client) error {
+	err := p.call(ctx, "CreateInstance", region, func(ctx context.Context, c *ec2.Client) error {
 		out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{
-			Filters: []types.Filter{{Name: awssdk.String("client-token"), Values: []string{awssdk.ToString(in.ClientToken)}}},
+			Filters: []types.Filter{{Name: awssdk.String("client-token"), Values: []string{token}}},
 		}, p.callOpt)
 		if err != nil {
 			return err
@@ -223,10 +236,25 @@ func (p *Provider) runInstance(ctx context.Context, region string, in *ec2.RunIn
 		}
 		return nil
 	})
-	if lerr != nil || found == nil {
-		return nil, err
+	return found, err
+}
+
+// lostLaunch handles a RunInstances whose last attempt's outcome is
+// unknown: it looks the instance up by its client token once more, on a
+// context that outlives the caller's. An instance found is returned when
+// the caller still waits, else its ID goes in the error.
+func (p *Provider) lostLaunch(ctx context.Context, region, token string, err error) (*types.Instance, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.policy.Timeouts.HTTPRequest)
+	defer cancel()
+	found, lerr := p.byClientToken(lctx, region, token)
+	switch {
+	case lerr == nil && found != nil && ctx.Err() == nil:
+		p.policy.Log.Debug("spuff: adopting the instance a launch with a lost answer made", "provider", Name, "id", awssdk.ToString(found.InstanceId))
+		return found, nil
+	case lerr == nil && found != nil:
+		return nil, withID(err, "instance", awssdk.ToString(found.InstanceId), "the instance was launched: DestroyInstance it, or CreateInstance with the same request returns it")
 	}
-	return found, nil
+	return nil, withID(err, "", "", "the instance may have been launched: CreateInstance with the same request returns it rather than launching a second")
 }
 
 // refineCreateError names the request field a RunInstances error is about.

@@ -64,9 +64,7 @@ package digitalocean
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -97,10 +95,6 @@ var RateLimits = []provider.RateLimit{
 	{Requests: 250, Per: time.Minute},
 	{Requests: 5000, Per: time.Hour},
 }
-
-// maxResponseBytes bounds what is read of one API answer: a page of 200
-// droplets is well under a megabyte.
-const maxResponseBytes = 16 << 20
 
 func init() {
 	provider.Register(Name, func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
@@ -234,8 +228,8 @@ func (p *Provider) Client() *godo.Client { return p.client }
 // Stats returns the calls, retries and pacing the Provider has done.
 func (p *Provider) Stats() provider.PolicyStats { return p.pol.Stats() }
 
-// transport adds the bearer token to each request and bounds what is read
-// of each answer.
+// transport adds the bearer token to each request. (The Policy's client
+// bounds what is read of each answer.)
 type transport struct {
 	token string
 	base  http.RoundTripper
@@ -248,32 +242,5 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r := req.Clone(req.Context())
 	r.Header.Set("Authorization", "Bearer "+t.token)
-	resp, err := base.RoundTrip(r)
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = &limitedBody{rc: resp.Body, left: maxResponseBytes}
-	return resp, nil
+	return base.RoundTrip(r)
 }
-
-// errTooLarge is returned when an answer is longer than maxResponseBytes.
-var errTooLarge = errors.New("digitalocean: API answer larger than 16 MiB")
-
-type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		return 0, errTooLarge
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
-func (b *limitedBody) Close() error { return b.rc.Close() }

@@ -44,7 +44,8 @@ func classify(op string, err error) error {
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	if errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, errTooLarge) {
+	var tooLarge *provider.BodyTooLargeError
+	if errors.As(err, &syn) || errors.As(err, &typ) || errors.As(err, &tooLarge) {
 		// The answer was garbled on its way: as good as lost.
 		return &provider.Error{Kind: provider.KindNetwork, Provider: Name, Op: op, Message: "unreadable API answer", Err: err}
 	}

@@ -40,7 +40,7 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 	unknown := false
 	err = p.pol.Call(ctx, op, func(ctx context.Context) error {
 		if unknown {
-			a, err := p.pendingSnapshot(ctx, n, start)
+			a, err := p.pendingSnapshot(ctx, n, name, start)
 			if err != nil {
 				return classify(op, err)
 			}
@@ -54,7 +54,7 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 			err = classify(op, err)
 			if unknown && status(err) == http.StatusUnprocessableEntity {
 				// "Droplet already has a pending event": ours, most likely.
-				if a, ferr := p.pendingSnapshot(ctx, n, start); ferr == nil && a != nil {
+				if a, ferr := p.pendingSnapshot(ctx, n, name, start); ferr == nil && a != nil {
 					act = a
 					return nil
 				}
@@ -72,7 +72,7 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.pol.Timeouts.HTTPRequest)
 		var found *godo.Action
 		_ = p.call(lctx, op, func(ctx context.Context) (ferr error) {
-			found, ferr = p.pendingSnapshot(ctx, n, start)
+			found, ferr = p.pendingSnapshot(ctx, n, name, start)
 			return ferr
 		})
 		cancel()
@@ -124,24 +124,51 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 	return snapshot(img), nil
 }
 
-// pendingSnapshot returns a snapshot action of the droplet started since
-// start (less the clock skew), or nil.
-func (p *Provider) pendingSnapshot(ctx context.Context, droplet int, start time.Time) (*godo.Action, error) {
+// pendingSnapshot returns the snapshot action an earlier attempt of this
+// call may have started, or nil: a snapshot action of the droplet started
+// since start (less the clock skew) that is still in progress (DigitalOcean
+// runs one action of a droplet at a time), or one that completed when the
+// droplet has a snapshot named name made since then. A completed action of
+// an earlier snapshot of the droplet is not taken for this one.
+func (p *Provider) pendingSnapshot(ctx context.Context, droplet int, name string, start time.Time) (*godo.Action, error) {
 	acts, _, err := p.client.Droplets.Actions(ctx, droplet, &godo.ListOptions{PerPage: PageSize})
 	if err != nil {
 		return nil, err
 	}
-	var found *godo.Action
+	var running, completed *godo.Action
 	for i := range acts {
 		a := &acts[i]
 		if a.Type != "snapshot" || a.Status == "errored" || a.StartedAt == nil || a.StartedAt.Before(start.Add(-clockSkew)) {
 			continue
 		}
-		if found == nil || a.ID > found.ID {
-			found = a
+		switch {
+		case a.Status != godo.ActionCompleted:
+			if running == nil || a.ID > running.ID {
+				running = a
+			}
+		case completed == nil || a.ID > completed.ID:
+			completed = a
 		}
 	}
-	return found, nil
+	if running != nil || completed == nil {
+		return running, nil
+	}
+	for page := 1; page <= maxPages; page++ {
+		imgs, resp, err := p.client.Droplets.Snapshots(ctx, droplet, &godo.ListOptions{Page: page, PerPage: PageSize})
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range imgs {
+			created, _ := time.Parse(time.RFC3339, m.Created)
+			if m.Name == name && (created.IsZero() || !created.Before(start.Add(-clockSkew))) {
+				return completed, nil
+			}
+		}
+		if lastPage(resp, len(imgs), page*PageSize) {
+			break
+		}
+	}
+	return nil, nil
 }
 
 // findSnapshot finds the image a snapshot action made: the newest snapshot
@@ -176,6 +203,11 @@ func (p *Provider) findSnapshot(ctx context.Context, op string, droplet int, nam
 		return err
 	})
 	if err != nil {
+		var perr *provider.Error
+		if errors.As(err, &perr) {
+			perr.Resource, perr.ID = "snapshot", strconv.Itoa(found.ID)
+			perr.Message = strings.TrimPrefix(perr.Message+"; the snapshot was made but is not tagged "+p.ownerTag+": tag or delete it", "; ")
+		}
 		return nil, err
 	}
 	return img, nil

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -80,16 +78,17 @@ func classify(op string, resp *hcloud.Response, err error) error {
 		// An error status without a JSON error body (a proxy's page).
 		return provider.Classify(Name, op, status, header, err)
 	}
-	var tooLarge *bodyTooLargeError
-	if errors.As(err, &tooLarge) {
-		return &provider.Error{Kind: provider.KindAPI, Provider: Name, Op: op, Status: status, Message: "response body too large", Err: err}
-	}
+	var tooLarge *provider.BodyTooLargeError
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	if status != 0 && (errors.As(err, &syntax) || errors.As(err, &typ)) {
-		// A body cut short is a network error (below); one that arrived
-		// whole but does not parse is the API's.
-		return &provider.Error{Kind: provider.KindAPI, Provider: Name, Op: op, Status: status,
+	switch {
+	case errors.As(err, &tooLarge):
+		return &provider.Error{Kind: provider.KindNetwork, Provider: Name, Op: op, Status: status, Message: "response body too large", Err: err}
+	case status != 0 && (errors.As(err, &syntax) || errors.As(err, &typ)):
+		// An answer that does not parse is as good as lost: the call may
+		// have been made (a create, a snapshot), and a call that is safe
+		// to repeat may be retried.
+		return &provider.Error{Kind: provider.KindNetwork, Provider: Name, Op: op, Status: status,
 			Message: "malformed response body", Err: err}
 	}
 	return provider.Classify(Name, op, 0, nil, err)
@@ -120,54 +119,6 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return min(max(d, 10*time.Millisecond), time.Minute)
 }
 
-// bodyTooLargeError is returned by a response body past maxBody.
-type bodyTooLargeError struct{ limit int64 }
-
-func (e *bodyTooLargeError) Error() string {
-	return fmt.Sprintf("response body exceeds %d bytes", e.limit)
-}
-
-// maxBody bounds every response body: the largest real answer (a page of 50
-// servers) is far smaller, and a runaway body must not take unbounded
-// memory (hcloud-go reads bodies whole).
-const maxBody = 16 << 20
-
-// guardTransport bounds response bodies.
-type guardTransport struct{ base http.RoundTripper }
-
-func (t guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.Body == nil {
-		return resp, err
-	}
-	resp.Body = &limitedBody{rc: resp.Body, left: maxBody}
-	return resp, nil
-}
-
-type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		// One byte more tells a body of exactly maxBody from a longer one.
-		var one [1]byte
-		if n, _ := b.rc.Read(one[:]); n > 0 {
-			return 0, &bodyTooLargeError{limit: maxBody}
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
-func (b *limitedBody) Close() error { return b.rc.Close() }
-
 // notFound is the error of a missing instance or snapshot.
 func notFound(op, resource, id string) error {
 	return &provider.Error{Kind: provider.KindNotFound, Provider: Name, Op: op, Resource: resource, ID: id,
@@ -183,7 +134,8 @@ func outcomeUnknown(err error) bool {
 		return true
 	}
 	switch {
-	case perr.Status >= 500:
+	case perr.Status >= 500, perr.Status >= 200 && perr.Status < 300:
+		// A 5xx, or a success whose answer could not be read.
 		return true
 	case perr.Status != 0:
 		return false

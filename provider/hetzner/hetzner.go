@@ -57,6 +57,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -64,6 +65,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -177,7 +179,6 @@ func ClientOptions(cfg provider.Config) ([]hcloud.ClientOption, error) {
 	}
 	pol := policy(cfg, options{expectedBoot: ExpectedBoot})
 	hc := pol.Client(cfg.HTTPClient)
-	hc.Transport = guardTransport{base: hc.Transport}
 	poll := cfg.Timeouts.WithDefaults().PollInterval
 	return []hcloud.ClientOption{
 		hcloud.WithEndpoint(endpoint(cfg)),
@@ -350,6 +351,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	}
 	var server *hcloud.Server
 	adopted := false
+	unknown := false // an attempt may have made the server
 	err = p.pol.Call(ctx, op, func(ctx context.Context) error {
 		res, resp, err := p.client.Server.Create(ctx, opts)
 		switch {
@@ -361,8 +363,13 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 			server, err = p.adopt(ctx, op, req, st, imageID, err)
 			return err
 		}
-		return classify(op, resp, err)
+		err = classify(op, resp, err)
+		unknown = unknown || outcomeUnknown(err)
+		return err
 	})
+	if err != nil && unknown {
+		server, err = p.lostCreate(ctx, op, req, st, imageID, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -371,6 +378,46 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	}
 	p.recent.add(server.ID)
 	return p.instance(server), nil
+}
+
+// lostCreate handles a create whose last attempt's outcome is unknown: it
+// looks for the server by name once more, on a context that outlives the
+// caller's. The server a create with req would have made is returned when
+// the caller still waits, else its ID goes in the error.
+func (p *Provider) lostCreate(ctx context.Context, op string, req provider.InstanceRequest, st *hcloud.ServerType, imageID int64, err error) (*hcloud.Server, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.pol.Timeouts.HTTPRequest)
+	defer cancel()
+	var holder *hcloud.Server
+	lerr := p.call(lctx, op, func(ctx context.Context) (*hcloud.Response, error) {
+		servers, resp, err := p.client.Server.List(ctx, hcloud.ServerListOpts{Name: req.Name})
+		for _, s := range servers {
+			if s.Name == req.Name {
+				holder = s
+			}
+		}
+		return resp, err
+	})
+	var perr *provider.Error
+	switch {
+	case !errors.As(err, &perr):
+		return nil, err
+	case lerr == nil && holder != nil && p.matches(holder, req, st, imageID) && ctx.Err() == nil:
+		p.pol.Log.Debug("spuff: adopting the server a create with a lost answer made", "provider", Name, "id", holder.ID, "name", holder.Name)
+		return holder, nil
+	case lerr == nil && holder != nil && p.matches(holder, req, st, imageID):
+		perr.Resource, perr.ID = "instance", strconv.FormatInt(holder.ID, 10)
+		perr.Message = strings.TrimPrefix(perr.Message+"; the server was made: DestroyInstance it, or CreateInstance with the same request adopts it", "; ")
+	case lerr != nil:
+		perr.Message = strings.TrimPrefix(perr.Message+"; the server may have been made: CreateInstance with the same request adopts it rather than making a second", "; ")
+	}
+	return nil, perr
+}
+
+// matches reports whether s is the server a create with req would have
+// made: managed by us, of the same server type, location and image.
+func (p *Provider) matches(s *hcloud.Server, req provider.InstanceRequest, st *hcloud.ServerType, imageID int64) bool {
+	return p.owned(s.Labels) && s.ServerType != nil && s.ServerType.ID == st.ID &&
+		s.Location != nil && s.Location.Name == req.Region && s.Image != nil && s.Image.ID == imageID
 }
 
 // adopt returns the server holding req.Name when it is the one a create
@@ -400,8 +447,7 @@ func (p *Provider) adopt(ctx context.Context, op string, req provider.InstanceRe
 		return nil, err
 	}
 	s := holder
-	if p.owned(s.Labels) && s.ServerType != nil && s.ServerType.ID == st.ID &&
-		s.Location != nil && s.Location.Name == req.Region && s.Image != nil && s.Image.ID == imageID {
+	if p.matches(s, req, st, imageID) {
 		p.pol.Log.Debug("spuff: adopting the server a create already made", "provider", Name, "id", s.ID, "name", s.Name)
 		return s, nil
 	}
