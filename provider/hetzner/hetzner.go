@@ -226,7 +226,7 @@ func New(client *hcloud.Client, cfg provider.Config, opts ...Option) (*Provider,
 		client: client,
 		pol:    policy(cfg, o),
 		owner:  cfg.OwnerValue(),
-		limits: provider.Limits{MaxUserDataBytes: MaxUserDataBytes, UserDataUTF8: true},
+		limits: provider.Limits{MaxUserDataBytes: MaxUserDataBytes, UserDataUTF8: true, Check: checkRequest},
 		images: map[string]cachedImage{},
 	}, nil
 }
@@ -262,6 +262,17 @@ func userLabels(labels map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// checkRequest is Hetzner's rule beyond the common ones, checked before
+// any call: a snapshot is restored by its image ID, a positive number.
+func checkRequest(req *provider.InstanceRequest) error {
+	if req.Image.Kind == provider.ImageSnapshot {
+		if id, err := strconv.ParseInt(req.Image.Value, 10, 64); err != nil || id <= 0 {
+			return provider.InvalidField("Image", fmt.Sprintf("snapshot ID %q is not a Hetzner image ID (a positive number)", req.Image.Value))
+		}
+	}
+	return nil
 }
 
 // parseID parses a server or image ID.
