@@ -62,9 +62,13 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 type limitedBody struct {
 	rc          io.ReadCloser
 	left, limit int64
+	tooLarge    error // once the limit is passed, every read fails
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.tooLarge != nil {
+		return 0, b.tooLarge
+	}
 	if b.left <= 0 {
 		// One byte more tells a body of exactly the limit from a longer
 		// one.
@@ -72,7 +76,8 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		n, err := b.rc.Read(one[:])
 		switch {
 		case n > 0:
-			return 0, &BodyTooLargeError{Limit: b.limit}
+			b.tooLarge = &BodyTooLargeError{Limit: b.limit}
+			return 0, b.tooLarge
 		case err == nil:
 			err = io.EOF
 		}

@@ -356,8 +356,13 @@ func Classify(providerName, op string, status int, header http.Header, err error
 	case errors.As(err, &tooLarge):
 		// An answer that cannot be read whole is as good as lost.
 		e.Kind = KindNetwork
-	case status != 0:
+	case status >= 300:
 		e.Kind = KindForStatus(status)
+		if e.Kind == KindUnknown {
+			// A status the API does not answer errors with (a redirect
+			// the client did not follow).
+			e.Kind = KindAPI
+		}
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Kind = KindTimeout
 	case isNetworkError(err):

@@ -46,12 +46,11 @@ func auditConfig(cfg provider.Config) provider.Config {
 	return cfg
 }
 
-func startFixture(t *testing.T, tg target, tweak func(*provider.Config)) *fixture {
+func startFixture(t *testing.T, tg target, wrap func(http.Handler) http.Handler, tweak func(*provider.Config)) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	srv := tg.server(simcloud.Options{Seed: 3, BootDelay: auditBoot, SnapshotDelay: auditBoot, RateLimits: unlimited})
-	t.Cleanup(srv.Close)
+	srv := tg.server(t, simcloud.Options{Seed: 3, BootDelay: auditBoot, SnapshotDelay: auditBoot, RateLimits: unlimited}, wrap)
 	cfg := auditConfig(tg.config(srv))
 	if tweak != nil {
 		tweak(&cfg)
@@ -134,7 +133,7 @@ func TestRetryAudit(t *testing.T) {
 }
 
 func auditAttemptsOf(t *testing.T, tg target) {
-	f := startFixture(t, tg, nil)
+	f := startFixture(t, tg, nil, nil)
 	inst := f.ready("audit-src")
 	snap, err := f.p.CreateSnapshot(f.ctx, inst.ID, "audit-snap-src")
 	if err != nil {
@@ -202,7 +201,7 @@ func auditAttemptsOf(t *testing.T, tg target) {
 }
 
 func auditLostAnswers(t *testing.T, tg target) {
-	f := startFixture(t, tg, nil)
+	f := startFixture(t, tg, nil, nil)
 	lost := func(op simcloud.Op, count int) int {
 		f.cloud.ClearFaults()
 		f.cloud.ResetCalls()

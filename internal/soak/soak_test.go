@@ -136,11 +136,10 @@ type soak struct {
 func runSoak(t *testing.T, tg target, lifecycles int, seed uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	srv := tg.server(simcloud.Options{
+	srv := tg.server(t, simcloud.Options{
 		Seed: seed, BootDelay: bootDelay, BootJitter: 0.5, SnapshotDelay: snapshotDelay,
 		RateLimits: unlimited,
-	})
-	t.Cleanup(srv.Close)
+	}, nil)
 	cfg := tg.config(srv)
 	cfg.Timeouts = provider.ProviderTimeouts{
 		InstanceReady: time.Minute, ActionComplete: time.Minute,

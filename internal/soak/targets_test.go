@@ -2,7 +2,9 @@ package soak_test
 
 import (
 	"context"
+	"net/http"
 	"strconv"
+	"testing"
 	"time"
 
 	"github.com/spuffgo/spuff/provider"
@@ -17,18 +19,43 @@ import (
 
 // target is one driver and its simulated cloud.
 type target struct {
-	name    string
-	server  func(opts simcloud.Options) *simcloud.Server
+	name string
+	// cloud makes the simulated cloud with the dialect's defaults, and
+	// handler serves it in the cloud's wire format.
+	cloud   func(opts simcloud.Options) *simcloud.Cloud
+	handler func(c *simcloud.Cloud) http.Handler
 	config  func(srv *simcloud.Server) provider.Config
 	open    func(ctx context.Context, cfg provider.Config) (provider.Provider, error)
 	request func(name string) provider.InstanceRequest
 	modelID func(id string) (int64, error)
+	// instanceID and imageID format model IDs as the driver's IDs.
+	instanceID, imageID func(id int64) string
 	// volumes reports that a snapshot has a volume snapshot behind it
 	// (EC2's EBS snapshots behind an AMI).
 	volumes bool
+	// maxBody is the most the driver reads of one answer.
+	maxBody int64
+	// errorBody is an error answer in the cloud's format, and its
+	// content type.
+	errorBody, errorType string
+}
+
+// server serves a new simulated cloud with opts, its handler wrapped by
+// wrap when it is not nil, until the test ends.
+func (tg target) server(t testing.TB, opts simcloud.Options, wrap func(http.Handler) http.Handler) *simcloud.Server {
+	c := tg.cloud(opts)
+	h := tg.handler(c)
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := simcloud.NewServer(c, h)
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 func parseID(id string) (int64, error) { return strconv.ParseInt(id, 10, 64) }
+
+func formatID(id int64) string { return strconv.FormatInt(id, 10) }
 
 // unlimited is a rate limit the soak never reaches: the clouds' real
 // limits would make a long soak last hours, and 429s come from the faults.
@@ -37,9 +64,10 @@ var unlimited = []simcloud.RateLimit{{Requests: 1 << 30, Per: time.Second}}
 func targets() []target {
 	return []target{
 		{
-			name:   digitalocean.Name,
-			server: dosim.NewServer,
-			config: dosim.Config,
+			name:    digitalocean.Name,
+			cloud:   dosim.NewCloud,
+			handler: func(c *simcloud.Cloud) http.Handler { return dosim.NewHandler(c) },
+			config:  dosim.Config,
 			open: func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
 				return digitalocean.Open(ctx, cfg)
 			},
@@ -47,12 +75,18 @@ func targets() []target {
 				return provider.InstanceRequest{Name: name, Region: "nyc3", Size: "s-1vcpu-1gb", Image: provider.Ubuntu("24.04"),
 					Labels: map[string]string{"soak": "yes"}, UserData: "#cloud-config\n"}
 			},
-			modelID: parseID,
+			modelID:    parseID,
+			instanceID: formatID,
+			imageID:    formatID,
+			maxBody:    provider.MaxResponseBytes,
+			errorBody:  `{"id":"server_error","message":"Server was unable to give you a response."}`,
+			errorType:  "application/json",
 		},
 		{
-			name:   hetzner.Name,
-			server: func(opts simcloud.Options) *simcloud.Server { return hcloudsim.NewServer(opts) },
-			config: hcloudsim.Config,
+			name:    hetzner.Name,
+			cloud:   hcloudsim.NewCloud,
+			handler: func(c *simcloud.Cloud) http.Handler { return hcloudsim.Handler(c) },
+			config:  hcloudsim.Config,
 			open: func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
 				return hetzner.Open(ctx, cfg)
 			},
@@ -60,12 +94,18 @@ func targets() []target {
 				return provider.InstanceRequest{Name: name, Region: "fsn1", Size: "cx22", Image: provider.Ubuntu("24.04"),
 					Labels: map[string]string{"soak": "yes"}, UserData: "#cloud-config\n"}
 			},
-			modelID: parseID,
+			modelID:    parseID,
+			instanceID: formatID,
+			imageID:    formatID,
+			maxBody:    provider.MaxResponseBytes,
+			errorBody:  `{"error":{"code":"server_error","message":"Server was unable to give you a response.","details":{}}}`,
+			errorType:  "application/json",
 		},
 		{
-			name:   aws.Name,
-			server: func(opts simcloud.Options) *simcloud.Server { return ec2sim.NewServer(opts) },
-			config: ec2sim.Config,
+			name:    aws.Name,
+			cloud:   ec2sim.NewCloud,
+			handler: func(c *simcloud.Cloud) http.Handler { return ec2sim.Handler(c) },
+			config:  ec2sim.Config,
 			open: func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
 				return aws.Open(ctx, cfg)
 			},
@@ -73,9 +113,13 @@ func targets() []target {
 				return provider.InstanceRequest{Name: name, Region: ec2sim.Regions[0], Size: "t3.micro", Image: provider.Ubuntu("24.04"),
 					Labels: map[string]string{"soak": "yes"}, UserData: "#cloud-config\n"}
 			},
-			modelID: ec2sim.ModelID,
-			volumes: true,
+			modelID:    ec2sim.ModelID,
+			instanceID: ec2sim.InstanceID,
+			imageID:    ec2sim.ImageID,
+			volumes:    true,
+			maxBody:    32 << 20, // aws reads up to 32 MiB
+			errorBody:  `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InternalError</Code><Message>An internal error has occurred</Message></Error></Errors><RequestID>5eed0000-0000-4000-8000-000000000000</RequestID></Response>`,
+			errorType:  "text/xml;charset=UTF-8",
 		},
 	}
 }
-

@@ -204,7 +204,8 @@ func (p *Provider) runInstance(ctx context.Context, region string, in *ec2.RunIn
 	})
 	if err == nil {
 		if len(out.Instances) == 0 {
-			return nil, &provider.Error{Kind: provider.KindAPI, Provider: Name, Op: op, Message: "RunInstances returned no instance"}
+			// A success answer without the instance: as good as lost.
+			return nil, &provider.Error{Kind: provider.KindNetwork, Provider: Name, Op: op, Message: "the RunInstances answer has no instance"}
 		}
 		return &out.Instances[0], nil
 	}

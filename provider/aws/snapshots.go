@@ -79,6 +79,11 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 			}
 		}
 		out, err := c.CreateImage(ctx, in, p.callOpt)
+		if err == nil && awssdk.ToString(out.ImageId) == "" {
+			// A success answer without the AMI: as good as lost.
+			unknown = true
+			return &provider.Error{Kind: provider.KindNetwork, Provider: Name, Op: op, Message: "the CreateImage answer has no image ID"}
+		}
 		if err == nil {
 			ami = awssdk.ToString(out.ImageId)
 			return nil

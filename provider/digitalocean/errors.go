@@ -30,6 +30,9 @@ func classify(op string, err error) error {
 	if errors.As(err, &er) && er.Response != nil {
 		status := er.Response.StatusCode
 		e := &provider.Error{Kind: provider.KindForStatus(status), Provider: Name, Op: op, Status: status, Message: er.Message, Err: err}
+		if e.Kind == provider.KindUnknown {
+			e.Kind = provider.KindAPI // an unexpected redirect
+		}
 		switch {
 		case (status == http.StatusUnprocessableEntity || status == http.StatusForbidden) && isQuota(er.Message):
 			e.Kind = provider.KindQuotaExceeded
@@ -108,4 +111,12 @@ func outcomeUnknown(err error) bool {
 		return false
 	}
 	return true
+}
+
+// emptyAnswer is the error of a success answer that lacks the resource it
+// should carry (an empty body, or an error body with a 2xx status): as
+// good as lost, so a call that made something counts as one whose outcome
+// is unknown.
+func emptyAnswer(op, what string) error {
+	return &provider.Error{Kind: provider.KindNetwork, Provider: Name, Op: op, Message: "the API answer has no " + what}
 }

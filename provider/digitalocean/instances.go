@@ -221,6 +221,9 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 			}
 		}
 		d, _, err := p.client.Droplets.Create(ctx, cr)
+		if err == nil && d == nil {
+			err = emptyAnswer(op, "droplet")
+		}
 		if err != nil {
 			err = classify(op, err)
 			unknown = unknown || outcomeUnknown(err)
@@ -387,6 +390,9 @@ func (p *Provider) GetInstance(ctx context.Context, id string) (*provider.Instan
 	err = p.call(ctx, op, func(ctx context.Context) error {
 		var err error
 		d, _, err = p.client.Droplets.Get(ctx, n)
+		if err == nil && d == nil {
+			err = emptyAnswer(op, "droplet")
+		}
 		return err
 	})
 	if err != nil {
@@ -440,6 +446,9 @@ func (p *Provider) WaitReady(ctx context.Context, id string) (*provider.Instance
 	seen := false
 	err = p.pol.WaitFor(ctx, op, "instance", id, p.pol.Timeouts.InstanceReady, func(ctx context.Context) (bool, string, error) {
 		d, _, err := p.client.Droplets.Get(ctx, n)
+		if err == nil && d == nil {
+			err = emptyAnswer(op, "droplet")
+		}
 		if err != nil {
 			err = withResource(classify(op, err), "instance", id)
 			if !seen && errors.Is(err, provider.ErrNotFound) && p.recent.fresh(n) {

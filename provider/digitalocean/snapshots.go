@@ -50,6 +50,9 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 			}
 		}
 		a, _, err := p.client.DropletActions.Snapshot(ctx, n, name)
+		if err == nil && a == nil {
+			err = emptyAnswer(op, "action")
+		}
 		if err != nil {
 			err = classify(op, err)
 			if unknown && status(err) == http.StatusUnprocessableEntity {
@@ -76,13 +79,15 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 			return ferr
 		})
 		cancel()
-		if found != nil && ctx.Err() == nil {
+		var perr *provider.Error
+		switch {
+		case found != nil && ctx.Err() == nil:
 			act, err = found, nil // go on with it
-		} else if found != nil {
-			var perr *provider.Error
-			if errors.As(err, &perr) {
-				perr.Message = strings.TrimPrefix(fmt.Sprintf("%s; snapshot action %d is making the snapshot %q, which will not be tagged %s: delete it", perr.Message, found.ID, name, p.ownerTag), "; ")
-			}
+		case !errors.As(err, &perr):
+		case found != nil:
+			perr.Message = strings.TrimPrefix(fmt.Sprintf("%s; snapshot action %d is making the snapshot %q, which will not be tagged %s: delete it", perr.Message, found.ID, name, p.ownerTag), "; ")
+		default:
+			perr.Message = strings.TrimPrefix(fmt.Sprintf("%s; a snapshot %q of the droplet may have been asked for; if it appears, it is not tagged %s: delete it", perr.Message, name, p.ownerTag), "; ")
 		}
 	}
 	if err != nil {
@@ -91,6 +96,9 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 
 	err = p.pol.WaitFor(ctx, op, "snapshot action", strconv.Itoa(act.ID), p.pol.Timeouts.ActionComplete, func(ctx context.Context) (bool, string, error) {
 		a, _, err := p.client.Actions.Get(ctx, act.ID)
+		if err == nil && a == nil {
+			err = emptyAnswer(op, "action")
+		}
 		if err != nil {
 			return false, "", classify(op, err)
 		}
@@ -200,6 +208,9 @@ func (p *Provider) findSnapshot(ctx context.Context, op string, droplet int, nam
 	err = p.call(ctx, op, func(ctx context.Context) error {
 		var err error
 		img, _, err = p.client.Images.GetByID(ctx, found.ID)
+		if err == nil && img == nil {
+			err = emptyAnswer(op, "image")
+		}
 		return err
 	})
 	if err != nil {

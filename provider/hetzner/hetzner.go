@@ -439,7 +439,7 @@ func (p *Provider) adopt(ctx context.Context, op string, req provider.InstanceRe
 	// The holder of the name is listed at once, except in a race with its
 	// own creation or deletion: look again for a little while.
 	var holder *hcloud.Server
-	w := provider.Waiter{Provider: Name, Op: op, Resource: "instance", ID: req.Name, Timeout: p.pol.Timeouts.HTTPRequest,
+	w := provider.Waiter{Provider: Name, Op: op, Resource: "instance", Timeout: p.pol.Timeouts.HTTPRequest,
 		Policy: provider.ExponentialWait(100*time.Millisecond, 2*time.Second, 2, 0.2), Logger: p.pol.Log}
 	err := w.Wait(ctx, func(ctx context.Context) (bool, string, error) {
 		servers, resp, err := p.client.Server.List(ctx, hcloud.ServerListOpts{Name: req.Name})
