@@ -32,7 +32,7 @@ const (
 	faultRate = 0.12
 	// shortLifecycles is the number of lifecycles per provider of the soak
 	// go test runs by default.
-	shortLifecycles = 30
+	shortLifecycles = 60
 	// workers is the number of lifecycles in flight per provider.
 	workers = 12
 	// snapshotEvery: one lifecycle in snapshotEvery takes a snapshot.

@@ -217,6 +217,11 @@ func newProvider(client *godo.Client, cfg provider.Config, pol *provider.Policy)
 // Name returns "digitalocean".
 func (p *Provider) Name() string { return Name }
 
+// String describes the provider without its credentials: fmt prints the
+// SDK client's fields, the token among them, for a pointer reached through
+// a verb other than %v.
+func (p *Provider) String() string { return fmt.Sprintf("digitalocean.Provider{owner: %q}", p.owner) }
+
 // Capabilities reports snapshots, SSH keys, user data up to 64 KiB and IPv6.
 func (p *Provider) Capabilities() provider.Capabilities {
 	return provider.Capabilities{Snapshots: true, SSHKeys: true, UserData: true, IPv6: true, MaxUserDataBytes: MaxUserDataBytes}
