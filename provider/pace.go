@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -23,8 +24,15 @@ type RateLimit struct {
 // one token bucket per RateLimit window, refilled continuously, corrected by
 // the RateLimit-Remaining and Retry-After headers the cloud returns, and
 // paused after a 429. Callers reserve a slot in turn, so many goroutines
-// sharing a Pacer are served in order rather than racing. A nil *Pacer
-// paces nothing. Safe for concurrent use.
+// sharing a Pacer are served in order rather than racing: a fleet of
+// concurrent creates slows down before the cloud answers 429.
+//
+// A window of 20 requests or more keeps a twentieth of its bucket in
+// reserve: requests paced exactly to the limit may reach the cloud closer
+// together than they left (network and scheduling jitter), and the reserve
+// absorbs that. Waits on the account (Policy.WaitFor) share what remains
+// with the other calls: see AdaptiveWait. A nil *Pacer paces nothing. Safe
+// for concurrent use.
 type Pacer struct {
 	mu       sync.Mutex
 	buckets  []bucket
@@ -32,10 +40,12 @@ type Pacer struct {
 	gen      uint64    // throttles seen: a slot taken before one is retaken
 	inflight int
 	stats    PacerStats
+	waits    atomic.Int64 // waits in progress on the account
 }
 
 type bucket struct {
 	limit  int
+	margin float64 // tokens kept in reserve
 	rate   float64 // tokens per second
 	tokens float64
 	last   time.Time
@@ -67,6 +77,7 @@ func NewPacer(limits ...RateLimit) *Pacer {
 		}
 		p.buckets = append(p.buckets, bucket{
 			limit:  l.Requests,
+			margin: float64(l.Requests / 20),
 			rate:   float64(l.Requests) / l.Per.Seconds(),
 			tokens: float64(l.Requests),
 			last:   now,
@@ -159,13 +170,76 @@ func (p *Pacer) takeLocked(now time.Time) time.Duration {
 		b := &p.buckets[i]
 		b.refill(now)
 		b.tokens--
-		if b.tokens < 0 {
-			if d := time.Duration(-b.tokens / b.rate * float64(time.Second)); d > delay {
+		if b.tokens < b.margin {
+			if d := time.Duration((b.margin - b.tokens) / b.rate * float64(time.Second)); d > delay {
 				delay = d
 			}
 		}
 	}
 	return delay
+}
+
+// pollShare is the fraction of the account's budget that its waits in
+// progress share between them; the rest is left to the calls that make
+// progress (creates, destroys).
+const pollShare = 0.5
+
+// share returns how many requests each wait in progress on the account may
+// make over the next d without taking more than its share of the budget:
+// pollShare of what the tightest window can admit in that time (its
+// tokens above the reserve, less what is already queued, plus its refill),
+// divided among the waits. +Inf for a Pacer without windows.
+func (p *Pacer) share(d time.Duration) float64 {
+	if p == nil {
+		return math.Inf(1)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	supply := math.Inf(1)
+	now := time.Now()
+	for i := range p.buckets {
+		b := &p.buckets[i]
+		b.refill(now)
+		supply = min(supply, b.tokens-b.margin+b.rate*d.Seconds())
+	}
+	if math.IsInf(supply, 1) {
+		return supply
+	}
+	return pollShare * max(0, supply) / float64(max(1, p.waits.Load()))
+}
+
+// spare reports whether the account has a call to spare now, for a poll
+// that may otherwise come gap later: every window's tokens would reach its
+// bucket's size within gap (so a token spent now would otherwise be lost
+// to the full bucket), and no pause is on. Such a poll costs the other
+// calls nothing.
+func (p *Pacer) spare(gap time.Duration) bool {
+	if p == nil {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if now.Before(p.until) {
+		return false
+	}
+	for i := range p.buckets {
+		b := &p.buckets[i]
+		b.refill(now)
+		if b.tokens < b.margin+1 || b.tokens+b.rate*gap.Seconds() < float64(b.limit) {
+			return false
+		}
+	}
+	return true
+}
+
+// beginWait counts a wait in progress on the account until end is called.
+func (p *Pacer) beginWait() (end func()) {
+	if p == nil {
+		return func() {}
+	}
+	p.waits.Add(1)
+	return func() { p.waits.Add(-1) }
 }
 
 func b2i(b bool) int64 {
@@ -186,29 +260,42 @@ func (p *Pacer) giveBack() {
 
 type slotKey struct{}
 
-// slot is a request slot reserved ahead of the request.
+// slot is a request slot reserved ahead of the request, carried by the
+// context it is a Value of.
 type slot struct {
+	context.Context
 	pacer *Pacer
 	used  atomic.Bool
 }
 
+// Value returns the slot itself for slotKey.
+func (s *slot) Value(key any) any {
+	if key == (slotKey{}) {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
 // reserve waits for a slot like Wait, and returns a context that carries
 // it: the first Wait on p with that context, or one derived from it, takes
-// the slot instead of waiting again. release gives the slot back if no
-// request took it. A nil Pacer reserves nothing.
-func (p *Pacer) reserve(ctx context.Context) (_ context.Context, release func(), err error) {
+// the slot instead of waiting again. Release the slot once the attempt is
+// over: it is given back if no request took it. A nil Pacer reserves
+// nothing (and returns a nil slot, which releases nothing).
+func (p *Pacer) reserve(ctx context.Context) (*slot, error) {
 	if p == nil {
-		return ctx, func() {}, ctx.Err()
+		return nil, ctx.Err()
 	}
 	if err := p.Wait(ctx); err != nil {
-		return ctx, func() {}, err
+		return nil, err
 	}
-	s := &slot{pacer: p}
-	return context.WithValue(ctx, slotKey{}, s), func() {
-		if s.used.CompareAndSwap(false, true) {
-			p.giveBack()
-		}
-	}, nil
+	return &slot{Context: ctx, pacer: p}, nil
+}
+
+// release gives the slot back unless a request took it.
+func (s *slot) release() {
+	if s != nil && s.used.CompareAndSwap(false, true) {
+		s.pacer.giveBack()
+	}
 }
 
 func (b *bucket) refill(now time.Time) {
@@ -221,9 +308,11 @@ func (b *bucket) refill(now time.Time) {
 // Observe corrects the Pacer with an API answer's headers: RateLimit-Limit
 // and RateLimit-Remaining cap the tokens of the matching window (less the
 // requests still in flight), and a 429 pauses every caller for its
-// Retry-After (1 s if it gives none) and empties every window, so that the
-// callers held back resume one by one at the refill rate rather than all
-// at once when the pause ends.
+// Retry-After and empties every window, so that the callers held back
+// resume one by one at the refill rate rather than all at once when the
+// pause ends. A 429 without Retry-After pauses for the time the fastest
+// window takes to refill one token, at most 1 s (1 s for a Pacer without
+// windows).
 func (p *Pacer) Observe(status int, h http.Header) {
 	if p == nil {
 		return
@@ -241,42 +330,60 @@ func (p *Pacer) Observe(status int, h http.Header) {
 		}
 	}
 	if status == http.StatusTooManyRequests {
-		d := ParseRetryAfter(h.Get("Retry-After"), now)
-		if d <= 0 {
-			d = time.Second
+		d := time.Duration(-1) // no Retry-After: the default pause
+		if v := h.Get("Retry-After"); v != "" {
+			d = ParseRetryAfter(v, now) // 0 for "retry now"
 		}
 		p.throttledLocked(now, d)
 	}
 }
 
 // Throttled records a rate-limit answer the transport could not recognise
-// (EC2's RequestLimitExceeded is a 503) and pauses every caller for d
-// (1 s if d is 0), as a 429 does (see Observe).
+// (EC2's RequestLimitExceeded is a 503) and pauses every caller for d, as a
+// 429 does (see Observe); d 0 means the answer gave no Retry-After, and
+// takes Observe's default pause.
 func (p *Pacer) Throttled(d time.Duration) {
 	if p == nil {
 		return
 	}
 	if d <= 0 {
-		d = time.Second
+		d = -1
 	}
 	p.mu.Lock()
 	p.throttledLocked(time.Now(), d)
 	p.mu.Unlock()
 }
 
+// throttledLocked pauses every caller for d; a negative d means the
+// default pause.
 func (p *Pacer) throttledLocked(now time.Time, d time.Duration) {
+	if d < 0 {
+		d = time.Second
+		for _, b := range p.buckets {
+			d = min(d, time.Duration(float64(time.Second)/b.rate))
+		}
+	}
 	p.stats.Throttled++
 	p.gen++
 	if t := now.Add(d); t.After(p.until) {
 		p.until = t
 	}
-	// The cloud says the budget is spent: no window holds a token until
-	// the pause ends, and the requests queued behind it then come at the
-	// refill rate, not in a burst that would be throttled again.
+	// The cloud says the budget is spent. The window that ran out is the
+	// one with the least left (for its size; the fastest of equals): it
+	// holds no token beyond its reserve until the pause ends, so that the
+	// requests queued behind the pause then come at its refill rate, not
+	// in a burst that would be throttled again.
+	var out *bucket
 	for i := range p.buckets {
 		b := &p.buckets[i]
 		b.refill(now)
-		b.tokens = min(b.tokens, -d.Seconds()*b.rate)
+		if out == nil || b.tokens/float64(b.limit) < out.tokens/float64(out.limit) ||
+			b.tokens/float64(b.limit) == out.tokens/float64(out.limit) && b.rate > out.rate {
+			out = b
+		}
+	}
+	if out != nil {
+		out.tokens = min(out.tokens, out.margin-d.Seconds()*out.rate)
 	}
 }
 

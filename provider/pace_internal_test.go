@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -61,10 +62,11 @@ func TestPacerReserve(t *testing.T) {
 	t.Parallel()
 	p := NewPacer(RateLimit{Requests: 10, Per: time.Hour})
 	q := NewPacer(RateLimit{Requests: 10, Per: time.Hour})
-	ctx, release, err := p.reserve(context.Background())
+	s, err := p.reserve(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ctx context.Context = s
 	if got := p.tokens(); got > 9.01 || got < 8.99 {
 		t.Fatalf("tokens after reserve = %.2f, want 9", got)
 	}
@@ -82,17 +84,17 @@ func TestPacerReserve(t *testing.T) {
 	if err := q.Wait(ctx); err != nil { // another pacer ignores the slot
 		t.Fatal(err)
 	}
-	release() // the slot was used: nothing to give back
+	s.release() // the slot was used: nothing to give back
 	if got, gotQ := p.tokens(), q.tokens(); got > 8.01 || got < 7.99 || gotQ > 9.01 || gotQ < 8.99 {
 		t.Errorf("tokens = %.2f and %.2f, want 8 and 9", got, gotQ)
 	}
 
-	_, release, err = p.reserve(context.Background())
+	s, err = p.reserve(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	release()
-	release()
+	s.release()
+	s.release()
 	if got := p.tokens(); got > 8.01 || got < 7.99 {
 		t.Errorf("tokens after an unused reservation = %.2f, want 8 (given back once)", got)
 	}
@@ -101,19 +103,24 @@ func TestPacerReserve(t *testing.T) {
 	}
 
 	var nilPacer *Pacer
-	if _, release, err := nilPacer.reserve(context.Background()); err != nil {
-		t.Errorf("nil pacer reserve = %v", err)
+	if s, err := nilPacer.reserve(context.Background()); err != nil || s != nil {
+		t.Errorf("nil pacer reserve = %v, %v; want nil, nil", s, err)
 	} else {
-		release()
+		s.release()
 	}
 }
 
 // After a throttle, the callers held back resume one by one at the refill
-// rate, not all at once when the pause ends.
+// rate, not all at once when the pause ends. Only the window that ran out
+// is emptied.
 func TestPacerThrottleSpacesCallers(t *testing.T) {
 	t.Parallel()
 	for _, viaHeader := range []bool{false, true} {
-		p := NewPacer(RateLimit{Requests: 100, Per: time.Second}) // full: 100 tokens
+		// The per-second window runs out; the hourly one has plenty.
+		p := NewPacer(RateLimit{Requests: 100, Per: time.Second}, RateLimit{Requests: 100000, Per: time.Hour})
+		p.mu.Lock()
+		p.buckets[0].tokens = 10
+		p.mu.Unlock()
 		if viaHeader {
 			p.Observe(429, map[string][]string{"Retry-After": {"2"}})
 		} else {
@@ -127,10 +134,99 @@ func TestPacerThrottleSpacesCallers(t *testing.T) {
 		}
 		p.mu.Unlock()
 		for i, d := range got {
+			// The pause, then 10 ms apart.
 			want := 2*time.Second + time.Duration(i+1)*10*time.Millisecond
 			if d < want-time.Millisecond || d > want+time.Millisecond {
 				t.Errorf("header %v: caller %d waits %v, want %v (the pause, then 10 ms apart)", viaHeader, i, d, want)
 			}
 		}
+	}
+}
+
+// A window of 20 requests or more keeps a twentieth in reserve; smaller
+// ones use all their tokens.
+func TestPacerReserve20th(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		limit, free int
+	}{
+		{3, 3}, {19, 19}, {20, 19}, {100, 95}, {250, 238}, {3600, 3420},
+	}
+	for _, tt := range tests {
+		p := NewPacer(RateLimit{Requests: tt.limit, Per: time.Hour})
+		p.mu.Lock()
+		now := time.Now()
+		free := 0
+		for p.takeLocked(now) == 0 {
+			free++
+		}
+		p.mu.Unlock()
+		if free != tt.free {
+			t.Errorf("limit %d: %d requests admitted at once, want %d", tt.limit, free, tt.free)
+		}
+	}
+}
+
+// A 429 without Retry-After pauses for the time the fastest window needs
+// to refill one token, at most 1 s; "Retry-After: 0" does not pause beyond
+// the emptied window.
+func TestPacerDefaultPause(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		limits []RateLimit
+		header map[string][]string
+		want   time.Duration // the first caller's wait
+	}{
+		{"no windows, no header", nil, nil, time.Second},
+		{"no header: one token's time", []RateLimit{{Requests: 100, Per: time.Second}}, nil, 10*time.Millisecond + 10*time.Millisecond},
+		{"Retry-After 0", []RateLimit{{Requests: 100, Per: time.Second}}, map[string][]string{"Retry-After": {"0"}}, 10 * time.Millisecond},
+		{"small window, no header", []RateLimit{{Requests: 10, Per: time.Second}}, nil, 100*time.Millisecond + 100*time.Millisecond},
+		{"slow window, no header: at most 1 s", []RateLimit{{Requests: 3600, Per: time.Hour}}, nil, time.Second + time.Second},
+		{"two windows: the fastest's token", []RateLimit{{Requests: 100, Per: time.Second}, {Requests: 1000, Per: time.Hour}}, nil, 10*time.Millisecond + 10*time.Millisecond},
+	}
+	for _, tt := range tests {
+		p := NewPacer(tt.limits...)
+		p.Observe(429, tt.header)
+		p.mu.Lock()
+		got := p.takeLocked(time.Now())
+		p.mu.Unlock()
+		if got < tt.want-2*time.Millisecond || got > tt.want+2*time.Millisecond {
+			t.Errorf("%s: first caller waits %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// A wait's share of the budget is half of what the tightest window can
+// admit, divided among the waits in progress.
+func TestPacerShare(t *testing.T) {
+	t.Parallel()
+	p := NewPacer(RateLimit{Requests: 100, Per: time.Second}, RateLimit{Requests: 1000, Per: time.Hour})
+	end1 := p.beginWait()
+	// 95 tokens above the reserve, +100/s.
+	if got := p.share(time.Second); got < 97 || got > 98 {
+		t.Errorf("one wait, 1 s: share %.1f, want 97.5", got)
+	}
+	end2 := p.beginWait()
+	if got := p.share(0); got < 23.7 || got > 23.8 {
+		t.Errorf("two waits, now: share %.2f, want 23.75", got)
+	}
+	end1()
+	end2()
+	for range 200 { // deep in debt: nothing to share
+		p.mu.Lock()
+		p.takeLocked(time.Now())
+		p.mu.Unlock()
+	}
+	if got := p.share(0); got != 0 {
+		t.Errorf("in debt: share %.2f, want 0", got)
+	}
+	if got := NewPacer().share(time.Second); !math.IsInf(got, 1) {
+		t.Errorf("no windows: share %v, want +Inf", got)
+	}
+	var nilPacer *Pacer
+	nilPacer.beginWait()()
+	if got := nilPacer.share(time.Second); !math.IsInf(got, 1) {
+		t.Errorf("nil pacer: share %v, want +Inf", got)
 	}
 }

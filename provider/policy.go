@@ -74,16 +74,16 @@ func NewPolicy(name string, cfg Config, d PolicyDefaults) *Policy {
 
 // DefaultWait is the wait policy a driver gets when Config.WaitPolicy is
 // nil: AdaptiveWait(expected, minGap, t.PollInterval) with minGap 3/10 of
-// t.PollInterval or a tenth of expected, whichever is shorter. With the
-// default 5 s poll interval and a boot time of 15 s or more, polls come
-// at gaps of 1.5 s to 5 s around the cloud's expected boot time: closer
-// polls would notice readiness less than a second sooner, at the price of
-// more calls. Zero fields of t take their defaults.
+// t.PollInterval or a twelfth of expected, whichever is shorter. With the
+// default 5 s poll interval, polls come at gaps of 1.5 s to 5 s around the
+// cloud's expected boot time (1.25 s for a 15 s boot): closer polls would
+// notice readiness less than a second sooner, at the price of more calls.
+// Zero fields of t take their defaults.
 func DefaultWait(expected time.Duration, t ProviderTimeouts) WaitPolicy {
 	t = t.WithDefaults()
 	minGap := t.PollInterval * 3 / 10
 	if expected > 0 {
-		minGap = min(minGap, expected/10)
+		minGap = min(minGap, expected/12)
 	}
 	return AdaptiveWait(expected, minGap, t.PollInterval)
 }
@@ -106,6 +106,7 @@ func (p *Policy) Client(c *http.Client) *http.Client {
 // by ctx only: time queued behind the rate limit (a fleet of creates on
 // one account) does not count against the attempt's timeout.
 func (p *Policy) Call(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	defer p.creating(op)()
 	r := p.Retry
 	timeout := r.AttemptTimeout
 	r.AttemptTimeout = 0 // applied by attempt, after the pacer's wait
@@ -127,10 +128,13 @@ func (p *Policy) Call(ctx context.Context, op string, fn func(ctx context.Contex
 // (bounded by ctx only), then runs fn with that slot, bounded by timeout
 // (none when 0).
 func (p *Policy) attempt(ctx context.Context, timeout time.Duration, fn func(ctx context.Context) error) error {
-	ctx, release, err := p.Pacer.reserve(ctx)
-	defer release()
+	s, err := p.Pacer.reserve(ctx)
 	if err != nil {
 		return err
+	}
+	defer s.release()
+	if s != nil {
+		ctx = s
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -145,9 +149,20 @@ func (p *Policy) attempt(ctx context.Context, timeout time.Duration, fn func(ctx
 // under the rate limit is taken, as with Call), for calls that must not
 // be repeated blindly (a create without idempotency key).
 func (p *Policy) CallOnce(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	defer p.creating(op)()
 	err := p.attempt(ctx, p.Timeouts.HTTPRequest, fn)
 	p.noteThrottle(err)
 	return p.finish(op, err)
+}
+
+// creating counts a call of a create as a wait in progress on the account
+// until the returned function is called: the machine it makes is about to
+// be awaited, and the waits' share of the rate budget is planned with it.
+func (p *Policy) creating(op string) (end func()) {
+	if op != "CreateInstance" {
+		return func() {}
+	}
+	return p.Pacer.beginWait()
 }
 
 // noteThrottle pauses the account's pacer on a rate-limit error, which the
@@ -170,15 +185,20 @@ func (p *Policy) finish(op string, err error) error {
 // bounded by timeout and ctx. See Waiter. When the driver recorded the
 // resource's creation with Created, the schedule starts from that moment
 // (see Resumer): a wait begun right after a create first polls near the
-// expected boot time instead of at once. Each poll takes its slot under
-// the account's rate limit before its Timeouts.HTTPRequest starts.
+// expected boot time instead of at once. The waits in progress on the
+// account share half its rate budget, which AdaptiveWait's schedule keeps
+// to. Each poll takes its slot under the account's rate limit before its
+// Timeouts.HTTPRequest starts.
 func (p *Policy) WaitFor(ctx context.Context, op, resource, id string, timeout time.Duration, poll PollFunc) error {
 	w := Waiter{
 		Provider: p.Provider, Op: op, Resource: resource, ID: id,
 		Timeout: timeout, Policy: p.Wait, Logger: p.Log,
 		OnPoll: func(_ string, err error) { p.noteThrottle(err) },
 		Since:  p.createdAt(resource, id),
+		budget: p.Pacer.share,
+		spare:  p.Pacer.spare,
 	}
+	defer p.Pacer.beginWait()()
 	return w.Wait(ctx, func(ctx context.Context) (bool, string, error) {
 		var (
 			done  bool

@@ -53,14 +53,24 @@ func ExponentialWait(initial, max time.Duration, factor, jitter float64) WaitPol
 //   - after the waiter's immediate poll, the first poll comes at 4/5 of
 //     expected;
 //   - then polls come at even gaps of 6 % of expected (never shorter than
-//     minGap nor longer than maxGap) until 1.4 × expected;
+//     minGap nor longer than maxGap) until 1.35 × expected;
 //   - past that, the machine is late: gaps grow by half each time, up to
 //     maxGap.
 //
-// Every delay has ±10 % jitter, so that many waiters do not poll in step.
 // Readiness is thus noticed a few percent of the boot time after it
 // happens, at a handful of calls: far fewer than fixed 5 s polling for
-// boots of 30 s and more, and never more for boots of 10 s and more.
+// boots of 30 s and more, and no more for boots of 10 s and more.
+//
+// Waits made through a Policy keep to their share of the account's rate
+// budget (a fleet of machines awaited at once): the waits in progress
+// share half of what the rate limit admits. When a wait's share affords
+// fewer polls than the window above holds, it makes that many, spread
+// evenly over the window, the last at its end; the polls between them are
+// made only when the account has calls to spare at that moment, that is
+// when they cost the fleet's creates and destroys nothing.
+//
+// Every poll is jittered by ±10 % of the gap between polls, so that many
+// waiters do not poll in step.
 //
 // The schedule can resume part-way (it is a Resumer): a wait that starts
 // when the awaited change is already under way (the instance was created
@@ -86,9 +96,9 @@ func AdaptiveWait(expected, minGap, maxGap time.Duration) WaitPolicy {
 const (
 	adaptiveFirst  = 0.8  // first poll
 	adaptiveGap    = 0.06 // gap while the change is due
-	adaptiveLate   = 1.4  // end of the window where the change is due
+	adaptiveLate   = 1.35 // end of the window where the change is due
 	adaptiveGrowth = 1.5  // growth of the gaps past the window
-	adaptiveJitter = 0.1  // ±10 %
+	adaptiveJitter = 0.1  // ±10 % of the gap
 )
 
 type adaptive struct {
@@ -96,32 +106,97 @@ type adaptive struct {
 	elapsed                  time.Duration // since the change began, as scheduled
 	gap                      time.Duration // last gap past the window
 	n                        int
+	late                     bool // past the window
+
+	// budget, if set, returns how many polls the wait may make over the
+	// next d (see Waiter).
+	budget func(d time.Duration) float64
+	// must is the time (as elapsed) from which the next poll in the
+	// window is one the budget affords; the polls before it are
+	// optional: made only when the account has calls to spare.
+	must time.Duration
+	opt  bool // the poll the last delay leads to is optional
 }
+
+func (a *adaptive) setBudget(f func(time.Duration) float64) { a.budget = f }
+
+// optional reports whether the poll the last delay led to may be skipped
+// when the account has no call to spare, and the gap to the next poll.
+func (a *adaptive) optional() (bool, time.Duration) { return a.opt, a.dueGap() }
 
 // NextBackOff returns the next delay.
 func (a *adaptive) NextBackOff() time.Duration {
 	d := a.next()
 	a.n++
-	d = jitter(d, adaptiveJitter)
+	// ±10 % of the gap between polls: a first poll far off is not
+	// jittered by a tenth of its distance.
+	scale := d
+	if a.expected > 0 {
+		scale = min(d, max(a.gap, a.dueGap()))
+	}
+	if scale > 0 {
+		d += jitter(scale, adaptiveJitter) - scale
+	}
 	a.elapsed += d
+	a.opt = false
+	if a.budget != nil && a.expected > 0 && !a.late {
+		if a.elapsed < a.must {
+			a.opt = true
+		} else {
+			a.plan()
+		}
+	}
 	return d
 }
 
 func (a *adaptive) next() time.Duration {
 	e := float64(a.expected)
+	first, late := time.Duration(adaptiveFirst*e), time.Duration(adaptiveLate*e)
 	switch {
 	case a.expected <= 0:
 		return min(max(a.elapsed/10, a.minGap), a.maxGap)
-	case a.n == 0 && float64(a.elapsed) < adaptiveFirst*e:
-		return time.Duration(adaptiveFirst*e) - a.elapsed
-	case float64(a.elapsed) < adaptiveLate*e:
+	case a.n == 0 && a.elapsed < first:
+		if a.budget != nil {
+			a.planFrom(first)
+		}
+		return first - a.elapsed
+	case a.elapsed < late:
 		return a.dueGap()
 	}
-	if a.gap == 0 {
-		a.gap = a.dueGap()
+	if !a.late {
+		// Late: a few polls close together first (the machine is
+		// likely just past the window), then longer and longer gaps.
+		a.late, a.gap = true, a.dueGap()
 	}
 	a.gap = min(time.Duration(float64(a.gap)*adaptiveGrowth), a.maxGap)
+	if a.budget != nil && a.budget(a.gap) < 1 {
+		a.gap = a.maxGap
+	}
 	return a.gap
+}
+
+// plan is called at a poll the budget affords, at a.elapsed in the
+// window: it sets when the next such poll comes.
+func (a *adaptive) plan() { a.planFrom(a.elapsed) }
+
+// planFrom sets a.must for a window of polls from t (as elapsed) to its
+// end: 0 when the budget affords every poll of it (at the due gap), else
+// the polls it affords spread evenly to the end, the first of them one
+// spread after t.
+func (a *adaptive) planFrom(t time.Duration) {
+	late, g := time.Duration(adaptiveLate*float64(a.expected)), a.dueGap()
+	left := late - t
+	if left <= 0 || g <= 0 {
+		a.must = 0
+		return
+	}
+	want := float64(left/g) + 1
+	have := math.Floor(a.budget(late - a.elapsed))
+	if have >= want {
+		a.must = 0
+		return
+	}
+	a.must = t + left/time.Duration(max(1, have))
 }
 
 // dueGap is the gap between polls while the change is due.
@@ -139,6 +214,9 @@ func (a *adaptive) Resume(age time.Duration) time.Duration {
 	a.elapsed = age
 	if a.expected <= 0 || float64(age) >= adaptiveFirst*float64(a.expected) {
 		a.n = 1
+		if a.budget != nil && a.expected > 0 {
+			a.plan()
+		}
 		return 0
 	}
 	return a.NextBackOff()
@@ -186,6 +264,14 @@ type Waiter struct {
 	// a wait begun right after a create does not poll at once, when the
 	// machine cannot be ready yet, but near its expected boot time.
 	Since time.Time
+
+	// budget, if set, tells AdaptiveWait's schedule how many polls the
+	// wait may make over a time (its share of the account's rate budget),
+	// and spare whether the account has a call to spare now for a poll
+	// that could otherwise come gap later: a poll the schedule marks
+	// optional is skipped when it has not.
+	budget func(d time.Duration) float64
+	spare  func(gap time.Duration) bool
 }
 
 // Wait polls until poll reports done. The first poll is immediate, unless
@@ -205,6 +291,11 @@ func (w *Waiter) Wait(ctx context.Context, poll PollFunc) error {
 		policy = AdaptiveWait(0, 50*time.Millisecond, 5*time.Second)
 	}
 	sched := policy()
+	if b, ok := sched.(interface {
+		setBudget(func(time.Duration) float64)
+	}); ok && w.budget != nil {
+		b.setBudget(w.budget)
+	}
 	log := w.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -220,15 +311,33 @@ func (w *Waiter) Wait(ctx context.Context, poll PollFunc) error {
 			timer.Stop()
 		}
 	}()
+	scheduled := false // the next poll is one of the schedule's, not the immediate one
 	if r, ok := sched.(Resumer); ok && !w.Since.IsZero() {
 		if first := r.Resume(time.Since(w.Since)); first > 0 {
+			scheduled = true
 			log.Debug("spuff: waiting", "provider", w.Provider, "op", w.Op, "id", w.ID, "state", lastState, "next", first)
 			if !sleep(ctx, &timer, first) {
 				return w.ended(ctx, start, lastState, lastErr)
 			}
 		}
 	}
+	opt, _ := sched.(interface{ optional() (bool, time.Duration) })
 	for attempt := 1; ; attempt++ {
+		for scheduled && opt != nil && w.spare != nil {
+			if o, gap := opt.optional(); !o || w.spare(gap) {
+				break
+			}
+			// A poll the schedule makes only with calls to spare:
+			// none now, so on to the next.
+			next := sched.NextBackOff()
+			if next == backoff.Stop {
+				return w.timeout(start, lastState, lastErr)
+			}
+			if !sleep(ctx, &timer, next) {
+				return w.ended(ctx, start, lastState, lastErr)
+			}
+		}
+		scheduled = true
 		done, state, err := poll(ctx)
 		if w.OnPoll != nil {
 			w.OnPoll(state, err)

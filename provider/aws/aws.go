@@ -113,6 +113,9 @@ type Provider struct {
 	placed   map[string]placement // instance or AMI ID -> where and when we made it
 	used     map[string]bool      // regions this Provider made something in
 	imageMap map[imageKey]cachedImage
+	// fetchMu makes one image lookup at a time: creates made at once
+	// wait for it rather than each repeating it.
+	fetchMu sync.Mutex
 }
 
 type placement struct {

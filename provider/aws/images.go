@@ -74,6 +74,14 @@ func (p *Provider) resolveImage(ctx context.Context, region, size string, spec p
 	if hit && time.Since(c.at) < imageTTL {
 		return c.id, c.root, nil
 	}
+	p.fetchMu.Lock()
+	defer p.fetchMu.Unlock()
+	p.mu.Lock() // a lookup just made may have it
+	c, hit = p.imageMap[key]
+	p.mu.Unlock()
+	if hit && time.Since(c.at) < imageTTL {
+		return c.id, c.root, nil
+	}
 	const op = "CreateInstance"
 	in := &ec2.DescribeImagesInput{
 		Owners: []string{owner},

@@ -115,6 +115,9 @@ type Provider struct {
 	serverTypes map[string]*hcloud.ServerType
 	typesAt     time.Time
 	images      map[string]cachedImage // "name/arch" -> image
+	// fetchMu makes one catalogue or image lookup at a time: creates
+	// made at once wait for it rather than each repeating it.
+	fetchMu sync.Mutex
 }
 
 type cachedImage struct {
@@ -494,6 +497,16 @@ func (p *Provider) serverType(ctx context.Context, op, name string) (*hcloud.Ser
 		return st, nil
 	}
 	if !fresh {
+		p.fetchMu.Lock()
+		defer p.fetchMu.Unlock()
+		p.mu.Lock() // a lookup just made may have it
+		st, fresh = p.serverTypes[name], time.Since(p.typesAt) < time.Minute
+		p.mu.Unlock()
+		if st != nil {
+			return st, nil
+		}
+	}
+	if !fresh {
 		types, err := listAll(ctx, p, op, func(ctx context.Context, lo hcloud.ListOpts) ([]*hcloud.ServerType, *hcloud.Response, error) {
 			lo.LabelSelector = ""
 			return p.client.ServerType.List(ctx, hcloud.ServerTypeListOpts{ListOpts: lo})
@@ -541,6 +554,14 @@ func (p *Provider) resolveImage(ctx context.Context, op string, spec provider.Im
 	key := name + "/" + string(arch)
 	p.mu.Lock()
 	c, ok := p.images[key]
+	p.mu.Unlock()
+	if ok && time.Since(c.at) < 10*time.Minute {
+		return c.id, nil
+	}
+	p.fetchMu.Lock()
+	defer p.fetchMu.Unlock()
+	p.mu.Lock() // a lookup just made may have it
+	c, ok = p.images[key]
 	p.mu.Unlock()
 	if ok && time.Since(c.at) < 10*time.Minute {
 		return c.id, nil
