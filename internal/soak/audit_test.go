@@ -268,6 +268,34 @@ func auditLostAnswers(t *testing.T, tg target) {
 		}
 	}
 
+	// A create whose answer is lost and whose every lookup fails ends in
+	// an error; the caller repeats it while the machine is not visible
+	// yet: still one machine.
+	{
+		name := "audit-lost-unlisted"
+		before := lost(simcloud.OpCreateInstance, 1)
+		f.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultConsistency, Delay: 2 * auditPoll * 9 / 10})
+		f.cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultNone}) // a lookup before creating
+		f.cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultUnavailable, Count: 1000})
+		f.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultUnavailable, Count: 1000})
+		_, err := f.p.CreateInstance(f.ctx, f.tg.request(name))
+		served("create lost, lookups failing", before, 1)
+		f.cloud.ClearFaults()
+		if err == nil || !provider.IsRetryable(err) {
+			t.Fatalf("create lost, every lookup failing: %v, want a retryable error", err)
+		}
+		inst, err := f.p.CreateInstance(f.ctx, f.tg.request(name))
+		if err != nil {
+			t.Fatalf("create repeated by the caller: %v", err)
+		}
+		if live := f.liveNamed(name); len(live) != 1 || f.modelID(inst.ID) != live[0] {
+			t.Errorf("create lost, lookups failing, repeated by the caller: machines %v, returned %s; want exactly the one", live, inst.ID)
+		}
+		if err := f.p.DestroyInstance(f.ctx, inst.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Snapshots: the answer lost once, twice, on every attempt.
 	inst := f.ready("audit-snap-src")
 	mid := f.modelID(inst.ID)
@@ -310,7 +338,30 @@ func auditLostAnswers(t *testing.T, tg target) {
 			t.Errorf("delete snapshot, answer lost: %d volume snapshots left behind", f.volumesOf(snaps[0]))
 		}
 	}
-	f.cloud.ClearFaults()
+	// The snapshot is made, then the reads and tagging that follow fail
+	// more often than one call's retries allow: the snapshot is still
+	// returned, or named by the error, never left behind unnamed.
+	{
+		f.cloud.ClearFaults()
+		for _, op := range []simcloud.Op{simcloud.OpListImages, simcloud.OpGetImage, simcloud.OpTag, simcloud.OpGetAction} {
+			f.cloud.Inject(simcloud.Fault{Op: op, Kind: simcloud.FaultUnavailable, Count: auditAttempts + 1})
+		}
+		snap, err := f.p.CreateSnapshot(f.ctx, inst.ID, "audit-snap-reads-failing")
+		f.cloud.ClearFaults()
+		snaps := f.snapshotsOf(mid)
+		var perr *provider.Error
+		switch {
+		case len(snaps) != 1:
+			t.Fatalf("snapshot with failing reads: %d snapshots of the machine, want 1 (err %v)", len(snaps), err)
+		case err == nil && f.modelID(snap.ID) != snaps[0]:
+			t.Errorf("snapshot with failing reads: returned %s, but the snapshot is %d", snap.ID, snaps[0])
+		case err != nil && (!errors.As(err, &perr) || perr.Resource != "snapshot" || perr.ID != f.tg.imageID(snaps[0])):
+			t.Errorf("snapshot with failing reads: %v; the error does not name the snapshot %d", err, snaps[0])
+		}
+		if err := f.p.DeleteSnapshot(f.ctx, f.tg.imageID(snaps[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := f.p.DestroyInstance(f.ctx, inst.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -195,15 +195,22 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	}
 
 	// A droplet of an earlier attempt, by us or by the caller, is adopted.
+	// After a create of this name whose outcome was unknown, it is looked
+	// for as long as after a lost answer: it may not be listed yet.
+	find := p.findOwned
+	if p.recent.isUnsure(req.Name) {
+		find = p.findSettled
+	}
 	var existing *godo.Droplet
 	if err := p.call(ctx, op, func(ctx context.Context) error {
 		var err error
-		existing, err = p.findOwned(ctx, req.Name)
+		existing, err = find(ctx, req.Name)
 		return err
 	}); err != nil {
 		return nil, err
 	}
 	if existing != nil {
+		p.recent.settled(req.Name)
 		return p.adopt(op, existing, req)
 	}
 
@@ -239,6 +246,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 		return nil, err
 	}
 	p.recent.add(made.ID)
+	p.recent.settled(req.Name)
 	p.pol.Created("instance", strconv.Itoa(made.ID)) // WaitReady first polls near ExpectedBoot
 	p.pol.Log.Debug("spuff: droplet created", "provider", Name, "id", made.ID, "name", made.Name)
 	return p.instance(made), nil
@@ -265,6 +273,7 @@ func (p *Provider) lostCreate(ctx context.Context, op, name string, err error) (
 		perr.Resource = "instance"
 		perr.Message = strings.TrimPrefix(perr.Message+"; the droplet was made: ListInstances shows it, and CreateInstance with the same request adopts it", "; ")
 	default:
+		p.recent.unsure(name)
 		perr.Message = strings.TrimPrefix(perr.Message+"; the droplet may have been made: CreateInstance with the same request adopts it rather than making a second", "; ")
 	}
 	return nil, perr
@@ -300,7 +309,11 @@ func (p *Provider) findSettled(ctx context.Context, name string) (*godo.Droplet,
 			case <-timer.C:
 			}
 		}
-		d, err := p.findOwned(ctx, name)
+		var d *godo.Droplet
+		err := p.call(ctx, "CreateInstance", func(ctx context.Context) (err error) {
+			d, err = p.findOwned(ctx, name)
+			return err
+		})
 		if err != nil || d != nil {
 			return d, err
 		}
@@ -497,10 +510,46 @@ func (p *Provider) ListSSHKeys(ctx context.Context) ([]*provider.SSHKey, error) 
 const consistencyWindow = time.Minute
 
 // recent remembers the droplets this Provider made in the last
-// consistencyWindow.
+// consistencyWindow, and the names whose last create had an unknown
+// outcome.
 type recent struct {
-	mu   sync.Mutex
-	made map[int]time.Time
+	mu      sync.Mutex
+	made    map[int]time.Time
+	unknown map[string]time.Time
+}
+
+// unsure records that a create of the droplet name had an unknown outcome.
+func (r *recent) unsure(name string) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.unknown == nil {
+		r.unknown = make(map[string]time.Time)
+	}
+	if len(r.unknown) >= 4096 {
+		for k, at := range r.unknown {
+			if now.Sub(at) >= consistencyWindow {
+				delete(r.unknown, k)
+			}
+		}
+	}
+	r.unknown[name] = now
+}
+
+// isUnsure reports whether a create of name had an unknown outcome within
+// the consistency window.
+func (r *recent) isUnsure(name string) bool {
+	r.mu.Lock()
+	at, ok := r.unknown[name]
+	r.mu.Unlock()
+	return ok && time.Since(at) < consistencyWindow
+}
+
+// settled forgets an unknown outcome: the droplet of that name is known.
+func (r *recent) settled(name string) {
+	r.mu.Lock()
+	delete(r.unknown, name)
+	r.mu.Unlock()
 }
 
 func (r *recent) add(id int) {

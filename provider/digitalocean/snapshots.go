@@ -115,16 +115,32 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 		return nil, err
 	}
 
-	img, err := p.findSnapshot(ctx, op, n, name, start)
+	// The snapshot exists now, untagged: until it is tagged, no listing
+	// shows it. Finding and tagging it ride over transient errors like a
+	// wait, bounded by ActionComplete.
+	var img *godo.Image
+	err = p.pol.WaitFor(ctx, op, "instance", instanceID, p.pol.Timeouts.ActionComplete, func(ctx context.Context) (bool, string, error) {
+		if img == nil {
+			m, err := p.findSnapshot(ctx, op, n, name, start)
+			if err != nil {
+				return false, "finding the snapshot", err
+			}
+			img = m
+		}
+		if err := p.tagImage(ctx, op, strconv.Itoa(img.ID)); err != nil {
+			return false, "tagging the snapshot", err
+		}
+		return true, "tagged", nil
+	})
 	if err != nil {
-		return nil, err
-	}
-	id := strconv.Itoa(img.ID)
-	if err := p.tagImage(ctx, op, id); err != nil {
 		var perr *provider.Error
-		if errors.As(err, &perr) {
-			perr.Resource, perr.ID = "snapshot", id
+		switch {
+		case !errors.As(err, &perr):
+		case img != nil:
+			perr.Resource, perr.ID = "snapshot", strconv.Itoa(img.ID)
 			perr.Message = strings.TrimPrefix(perr.Message+"; the snapshot was made but is not tagged "+p.ownerTag+": tag or delete it", "; ")
+		default:
+			perr.Message = strings.TrimPrefix(fmt.Sprintf("%s; the snapshot %q of the droplet was made but is not tagged %s: delete it", perr.Message, name, p.ownerTag), "; ")
 		}
 		return nil, err
 	}
