@@ -11,7 +11,7 @@
 // The package has tests only. A short soak runs with go test; a long one
 // runs on demand:
 //
-//	SPUFF_SOAK=10000 go test -run TestSoak -v ./internal/soak
+//	SPUFF_SOAK=10000 go test -run TestSoak -v -timeout 60m ./internal/soak
 //
 // SPUFF_SOAK is the number of lifecycles across the three providers;
 // SPUFF_SOAK_SEED changes the fault draws (default 1).
