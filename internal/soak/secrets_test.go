@@ -197,6 +197,21 @@ func TestSecretsNeverShow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Each kind of failure once, for sure, then at random.
+			for _, k := range []simcloud.FaultKind{simcloud.FaultDrop, simcloud.FaultUnavailable, simcloud.FaultRateLimit,
+				simcloud.FaultMalformed, simcloud.FaultTruncated, simcloud.FaultLoseResponse} {
+				srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: k, Delay: auditFaultD})
+				_, err := pOnce.ListInstances(ctx)
+				x.err("list, "+k.String(), err)
+				srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: k, Delay: auditFaultD})
+				req := tg.request("secret-" + strings.ReplaceAll(k.String(), "-", ""))
+				req.UserData = userData
+				inst, err := pOnce.CreateInstance(ctx, req)
+				x.err("create, "+k.String(), err)
+				if inst != nil {
+					x.err("destroy", pOnce.DestroyInstance(ctx, inst.ID))
+				}
+			}
 			for i := range 12 {
 				p := p
 				if i%2 == 1 {
