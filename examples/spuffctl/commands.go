@@ -157,7 +157,7 @@ func cmdUp(a *app, args []string) error {
 		return errors.New("interrupted")
 	}
 
-	pr := &progress{w: a.stderr, tty: a.stderrIsTerminal(), name: inst.Name}
+	pr := newProgress(a.stderr, a.stderrIsTerminal(), inst.Name, inst.Status.String())
 	waitCtx, cancel := a.opCtx()
 	defer cancel()
 	waitCtx = provider.WithWaitTrace(waitCtx, &provider.WaitTrace{Polled: pr.event})
@@ -192,41 +192,83 @@ func (a *app) cleanup(id string, keep bool) {
 	fmt.Fprintf(a.stderr, "destroyed the half-made machine %s\n", id)
 }
 
-// progress shows a wait's state on stderr: redrawn in place on a terminal,
-// one line per change of state otherwise.
+// progress shows a wait's state on stderr: redrawn in place every half
+// second on a terminal, one line per change of state otherwise. The first
+// line comes at once, whenever the first poll is due.
 type progress struct {
 	w     io.Writer
 	tty   bool
 	name  string
+	start time.Time
+	stop  chan struct{}
+	done  chan struct{}
+
 	mu    sync.Mutex
-	last  string
-	drawn bool
+	state string
 }
 
-func (p *progress) event(e provider.WaitEvent) {
+func newProgress(w io.Writer, tty bool, name, state string) *progress {
+	p := &progress{w: w, tty: tty, name: name, start: time.Now(), state: state, stop: make(chan struct{}), done: make(chan struct{})}
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.drawLocked()
+	p.mu.Unlock()
+	if !tty {
+		close(p.done)
+		return p
+	}
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				p.mu.Lock()
+				p.drawLocked()
+				p.mu.Unlock()
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progress) drawLocked() {
+	el := time.Since(p.start).Round(100 * time.Millisecond)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[Kwaiting for %s: %s, %s", p.name, p.state, el)
+		return
+	}
+	fmt.Fprintf(p.w, "waiting for %s: %s after %s\n", p.name, p.state, el)
+}
+
+// event is the WaitTrace hook: it records the state a poll saw.
+func (p *progress) event(e provider.WaitEvent) {
 	state := e.State
 	if e.Err != nil {
 		state += " (retrying: " + provider.KindOf(e.Err).String() + ")"
 	}
-	el := e.Elapsed.Round(100 * time.Millisecond)
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[Kwaiting for %s: %s, %s", p.name, state, el)
-		p.drawn = true
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if state == p.state {
 		return
 	}
-	if state != p.last {
-		fmt.Fprintf(p.w, "waiting for %s: %s after %s\n", p.name, state, el)
-		p.last = state
+	p.state = state
+	if !p.tty {
+		p.drawLocked()
 	}
 }
 
+// finish stops the redrawing and ends the line.
 func (p *progress) finish() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.drawn {
+	close(p.stop)
+	<-p.done
+	if p.tty {
+		p.mu.Lock()
+		p.drawLocked()
 		fmt.Fprintln(p.w)
+		p.mu.Unlock()
 	}
 }
 
