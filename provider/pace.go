@@ -320,8 +320,8 @@ func (p *Pacer) Observe(status int, h http.Header) {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if rem, err := strconv.Atoi(h.Get("RateLimit-Remaining")); err == nil {
-		limit, _ := strconv.Atoi(h.Get("RateLimit-Limit"))
+	if rem, err := strconv.Atoi(header(h, "Ratelimit-Remaining")); err == nil {
+		limit, _ := strconv.Atoi(header(h, "Ratelimit-Limit"))
 		if b := p.window(limit); b != nil {
 			b.refill(now)
 			if capTokens := float64(rem - p.inflight); b.tokens > capTokens {
@@ -331,11 +331,21 @@ func (p *Pacer) Observe(status int, h http.Header) {
 	}
 	if status == http.StatusTooManyRequests {
 		d := time.Duration(-1) // no Retry-After: the default pause
-		if v := h.Get("Retry-After"); v != "" {
+		if v := header(h, "Retry-After"); v != "" {
 			d = ParseRetryAfter(v, now) // 0 for "retry now"
 		}
 		p.throttledLocked(now, d)
 	}
+}
+
+// header returns the first value of the header with the canonical name
+// key: h.Get without the allocation of canonicalizing a constant that
+// http.CanonicalHeaderKey would spell otherwise ("RateLimit-Remaining").
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // Throttled records a rate-limit answer the transport could not recognise

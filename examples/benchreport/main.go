@@ -124,8 +124,8 @@ func parseFlags(args []string, stderr io.Writer) (options, string, error) {
 	fs.IntVar(&o.listManaged, "list-managed", 10000, "managed instances in (c)")
 	fs.IntVar(&o.listOthers, "list-unmanaged", 10000, "unmanaged instances in (c)")
 	fs.IntVar(&o.listIters, "list-iters", 3, "listings measured per cloud in (c)")
-	fs.IntVar(&o.getRounds, "get-rounds", 11, "alternating benchmark rounds per cloud in (d)")
-	fs.DurationVar(&o.benchtime, "benchtime", 200*time.Millisecond, "testing.Benchmark's time per round in (d)")
+	fs.IntVar(&o.getRounds, "get-rounds", 31, "alternating CPU rounds per cloud and way in (d)")
+	fs.DurationVar(&o.benchtime, "benchtime", 500*time.Millisecond, "testing.Benchmark's time for ns/op and allocations in (d)")
 	fs.BoolVar(&quick, "quick", false, "tiny sizes, to check that everything runs (a few seconds)")
 	fs.StringVar(&serveJSON, "serve", "", "internal: serve a simulated cloud for a parent process")
 	if err := fs.Parse(args); err != nil {

@@ -170,17 +170,19 @@ func (r *report) writeGets(w io.Writer) {
 	fmt.Fprintf(w, "spuff's `GetInstance` (validation, pacer, retry policy, per-attempt timeout, error classification, "+
 		"mapping to `provider.Instance`) against the bare SDK call on the same server: godo `Droplets.Get`, hcloud-go "+
 		"`Server.GetByID`, aws-sdk-go-v2 `DescribeInstances` (each with the SDK's defaults, on `context.Background()`). "+
-		"Measured with `testing.Benchmark`, %s a round, %d rounds alternating which goes first; each one's median round is "+
-		"shown, and the median of the rounds' CPU ratios. *CPU* is the client process's user+system time per call: the "+
-		"server runs in a child process. Two ways to reach it:\n\n"+
-		"- **replay**: the server's answer to each request is recorded once and replayed from memory, so that CPU is the "+
-		"client's own work (SDK and spuff) without the kernel's and the scheduler's, which are the same for both and vary "+
-		"by ±15 %% between runs on a shared machine. The target applies to this figure: the cost of spuff's layer "+
-		"relative to what the SDK itself does.\n"+
+		"*ns/op*, *allocs/op* and *B/op* are `testing.Benchmark`'s (%s each). *CPU* is the client process's CPU time "+
+		"(user and system, all threads: the server runs in a child process) per call, over %d short rounds of the same "+
+		"number of calls (about %s each), alternating which goes first so that the load of a shared machine weighs on "+
+		"both alike; the median round is shown, and the *CPU ratio* is the median of the rounds' ratios. Two ways to "+
+		"reach the server:\n\n"+
+		"- **replay**: its answer to each request is recorded once and replayed from memory, so that CPU is the "+
+		"client's own work (SDK and spuff) without the kernel's and the scheduler's, which are the same for both and "+
+		"vary by ±15 %% between runs on a shared machine. The target applies to this figure: the cost of spuff's "+
+		"layer relative to what the SDK itself does.\n"+
 		"- **loopback**: real HTTP over loopback; *ns/op* includes the server's time.\n\n"+
 		"Both with GOMAXPROCS 1: the client has one call in flight, and idle processors would only add the scheduler's "+
 		"spinning and a concurrent GC's share to its CPU time.\n\n"+
-		"Target: spuff's CPU per call at most 1.10× the bare SDK's.\n\n", r.opts.benchtime, r.opts.getRounds)
+		"Target: spuff's CPU per call at most 1.10× the bare SDK's.\n\n", r.opts.benchtime, r.opts.getRounds, roundTime)
 	fmt.Fprintf(w, "| Cloud | Reached by | Call | ns/op | CPU µs/op | allocs/op | B/op | CPU ratio | Target |\n")
 	fmt.Fprintf(w, "|---|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, g := range r.gets {

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -338,15 +337,6 @@ func (c counting) RoundTrip(req *http.Request) (*http.Response, error) {
 	return c.base.RoundTrip(req)
 }
 
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // ---- (d) CPU per GetInstance ----
 
 // callResult is the client's cost of one way to get an instance.
@@ -445,29 +435,65 @@ func getters(ctx context.Context, c *cloud, ch *child, rt http.RoundTripper, war
 	return ours, bare, nil
 }
 
+// comparePair measures spuff's call and the SDK's with GOMAXPROCS 1: ns/op
+// and allocations with testing.Benchmark (or iters calls each when iters
+// is positive), then the CPU time per call in rounds short rounds of the
+// same number of calls, alternating which goes first, so that the load of
+// a shared machine, which drifts over seconds, weighs on both alike. The
+// ratio is the median of the rounds' ratios.
 func comparePair(ctx context.Context, ours, bare func(context.Context) error, rounds, iters int) (getPair, error) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var (
-		mine, theirs []callResult
-		ratios       []float64
-	)
+	a, b := measure(ctx, ours, iters), measure(ctx, bare, iters)
+	if err := errors.Join(a.err, b.err); err != nil {
+		return getPair{}, err
+	}
+	// Calls per round: about roundTime's worth of the SDK's.
+	k := iters
+	if k <= 0 {
+		k = max(5, int(roundTime.Nanoseconds()/int64(max(1, b.nsOp))))
+	}
+	var cpuA, cpuB, ratios []float64
 	for i := range rounds {
-		var a, b callResult
+		var x, y float64
+		var err error
 		if i%2 == 0 {
-			a = measure(ctx, ours, iters)
-			b = measure(ctx, bare, iters)
+			x, err = cpuPerCall(ctx, ours, k)
+			if err == nil {
+				y, err = cpuPerCall(ctx, bare, k)
+			}
 		} else {
-			b = measure(ctx, bare, iters)
-			a = measure(ctx, ours, iters)
+			y, err = cpuPerCall(ctx, bare, k)
+			if err == nil {
+				x, err = cpuPerCall(ctx, ours, k)
+			}
 		}
-		if err := errors.Join(a.err, b.err); err != nil {
+		if err != nil {
 			return getPair{}, err
 		}
-		mine, theirs = append(mine, a), append(theirs, b)
-		ratios = append(ratios, a.cpuOp/b.cpuOp)
+		cpuA, cpuB, ratios = append(cpuA, x), append(cpuB, y), append(ratios, x/y)
 	}
-	slices.Sort(ratios)
-	return getPair{spuff: median(mine), sdk: median(theirs), ratio: ratios[len(ratios)/2]}, nil
+	a.cpuOp, b.cpuOp = medianOf(cpuA), medianOf(cpuB)
+	return getPair{spuff: a, sdk: b, ratio: medianOf(ratios)}, nil
+}
+
+// roundTime is the length of one round of the CPU comparison.
+const roundTime = 40 * time.Millisecond
+
+// cpuPerCall makes k calls and returns the process's CPU time per call.
+func cpuPerCall(ctx context.Context, fn func(context.Context) error, k int) (float64, error) {
+	cpu0 := cpuTime()
+	for range k {
+		if err := fn(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return float64((cpuTime() - cpu0).Nanoseconds()) / float64(k), nil
+}
+
+func medianOf(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // replay answers each distinct request (method, URL, body) with the
@@ -521,23 +547,16 @@ func (r *replay) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-// measure runs fn under testing.Benchmark (about a second, with its
-// counting of allocations), or iters times when iters is positive, and
-// takes the process's CPU time around the final run.
+// measure runs fn under testing.Benchmark (for -benchtime, with its
+// counting of allocations), or iters times when iters is positive.
 func measure(ctx context.Context, fn func(ctx context.Context) error, iters int) callResult {
-	var (
-		cpu    time.Duration
-		n      int
-		failed error
-	)
-	loop := func(N int) {
-		cpu0 := cpuTime()
-		for range N {
+	var failed error
+	loop := func(n int) {
+		for range n {
 			if err := fn(ctx); err != nil && failed == nil {
 				failed = err
 			}
 		}
-		cpu, n = cpuTime()-cpu0, N
 	}
 	var res callResult
 	if iters > 0 {
@@ -559,23 +578,8 @@ func measure(ctx context.Context, fn func(ctx context.Context) error, iters int)
 			res.allocs, res.bytes = r.AllocsPerOp(), r.AllocedBytesPerOp()
 		}
 	}
-	if failed != nil || n == 0 {
+	if failed != nil {
 		return callResult{nsOp: math.NaN(), cpuOp: math.NaN(), err: failed}
 	}
-	res.cpuOp = float64(cpu.Nanoseconds()) / float64(n)
 	return res
-}
-
-func median(rs []callResult) callResult {
-	s := slices.Clone(rs)
-	slices.SortFunc(s, func(a, b callResult) int {
-		switch {
-		case a.cpuOp < b.cpuOp:
-			return -1
-		case a.cpuOp > b.cpuOp:
-			return 1
-		}
-		return 0
-	})
-	return s[len(s)/2]
 }
