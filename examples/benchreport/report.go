@@ -59,10 +59,13 @@ func (r *report) write(w io.Writer) {
 		"the official SDKs (godo, hcloud-go, aws-sdk-go-v2) talking to them over loopback HTTP. Real boot times and real "+
 		"rate limits are scaled down by one factor per section: (a) runs %g× faster than real time (a 45 s boot takes %s), "+
 		"(b) %g× faster (DigitalOcean's 250 requests a minute refill in %s); durations below are converted back to real "+
-		"time. (b) runs slower than (a) because at %g× a fleet of 500 would make this machine's CPU, not the rate limit, "+
-		"the bottleneck. Baselines are alternative wait policies (`Config.WaitPolicy`) of the same drivers, measured in "+
-		"the same run.\n\n",
-		o.scale, scaling{1 / o.scale}.d(45*time.Second), o.fleetScale, scaling{1 / o.fleetScale}.d(time.Minute), o.scale)
+		"time.", o.scale, dur(scaling{1 / o.scale}.d(45*time.Second)), o.fleetScale, dur(scaling{1 / o.fleetScale}.d(time.Minute)))
+	if o.fleetScale < o.scale {
+		fmt.Fprintf(w, " (b) runs slower than (a) because at %g× a fleet of 500 would make this machine's CPU (the "+
+			"simulated cloud's and the SDKs'), not the rate limit, the bottleneck.", o.scale)
+	}
+	fmt.Fprintf(w, " Baselines are alternative wait policies (`Config.WaitPolicy`) of the same drivers, measured in "+
+		"the same run.\n\n")
 	if len(r.missed) == 0 {
 		fmt.Fprintf(w, "**Every target is met in this run.**\n\n")
 	} else {
@@ -73,6 +76,14 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintf(w, "\n")
 	}
 	io.WriteString(w, body.String())
+	fmt.Fprintf(w, "## Reproducing\n\n"+
+		"From a clone of the repository:\n\n"+
+		"```\ngo run ./examples/benchreport > docs/benchmarks.md   # this report; progress goes to stderr\n"+
+		"go run ./examples/benchreport -quick                 # every section at tiny sizes, in seconds\n"+
+		"go test -run '^$' -bench . -benchmem ./examples/benchreport   # the same measures as Go benchmarks\n```\n\n"+
+		"`go run ./examples/benchreport -h` lists the flags (clouds, sections, sizes, time scales). Timing figures "+
+		"vary from run to run by a few percent, more on a loaded machine, and the calls per wait with the jitter of "+
+		"the schedules; pages, failures and leaks do not vary.\n")
 }
 
 func (r *report) writeLatency(w io.Writer) {
@@ -80,8 +91,16 @@ func (r *report) writeLatency(w io.Writer) {
 	fmt.Fprintf(w, "Each strategy awaits %d machines per cloud (%d at a time, no rate limit), each right after its create. "+
 		"*Lag* is the time from the moment the simulated machine is really ready (the model's `ReadyAt`: running with a public IP) "+
 		"to `WaitReady` returning; *lag/boot* divides it by that machine's boot time. *Calls* are the API calls one wait made "+
-		"(the cloud's GetInstance count over the machines). Target for spuff: median lag within max(5 %% of the boot time, 1 s), "+
-		"with no more calls than fixed 5 s polling.\n\n", r.opts.latencyN, r.opts.latencyConc)
+		"(the cloud's GetInstance count over the machines). The simulated boot times are uniform in DigitalOcean's 40-55 s, "+
+		"Hetzner's 10-20 s and EC2's 20-40 s; all strategies of a cloud await machines with the same boot times. "+
+		"Target for spuff: median lag within max(5 %% of the boot time, 1 s), with no more calls than fixed 5 s polling.\n\n"+
+		"The strategies: **spuff (adaptive)** is the drivers' default, `provider.DefaultWait` with each driver's "+
+		"`ExpectedBoot` (DigitalOcean 45 s, Hetzner 15 s, EC2 30 s): after a create, no poll at once but a first one at "+
+		"4/5 of the expected time, then even gaps of 6 %% of it (no shorter than 1.5 s or expected/12, whichever is shorter) until 1.35 × expected, "+
+		"then growing gaps, jittered. **fixed 5 s** is the original spuff: a poll at once, then every 5 s. **AWS SDK "+
+		"waiter** is aws-sdk-go-v2's `InstanceRunningWaiter` schedule (smithy-go's `ComputeDelay`: a poll at once, then "+
+		"15 s, then delays drawn in [15 s, 30 s], [15 s, 60 s], then [15 s, 120 s]). **hcloud-go 500 ms** polls every "+
+		"500 ms, as hcloud-go's action waiter does.\n\n", r.opts.latencyN, r.opts.latencyConc)
 	fmt.Fprintf(w, "| Cloud (boot) | Strategy | Lag p50 | Lag p95 | Lag/boot p50 | Lag/boot p95 | Calls/wait | Errors | Target |\n")
 	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 	fixed := map[string]float64{}
@@ -151,7 +170,8 @@ func (r *report) writeFleets(w io.Writer) {
 func (r *report) writeLists(w io.Writer) {
 	fmt.Fprintf(w, "## (c) Listing many instances\n\n")
 	fmt.Fprintf(w, "`ListInstances` on an account of managed and unmanaged instances (interleaved); the cloud runs in a child "+
-		"process, so time, CPU and allocations are the client's (driver and SDK) alone, per listing (mean of %d after a warm-up). "+
+		"process, so time, CPU and allocations are the client's (driver and SDK) alone, per listing (mean of %d listings "+
+		"after the one checked for completeness). "+
 		"*Pages* are the list requests one listing made; the minimum is managed ÷ the API's largest page. "+
 		"Target: every managed instance and no other, in the minimum of pages.\n\n", r.opts.listIters)
 	fmt.Fprintf(w, "| Cloud | Managed / unmanaged | Returned | Foreign | Pages | Minimum | Time | CPU | Allocs | Allocated | Target |\n")
