@@ -375,3 +375,30 @@ func Classify(providerName, op string, status int, header http.Header, err error
 	}
 	return e
 }
+
+// OutcomeUnknown reports whether a failed call that changes something (a
+// create, a snapshot, a delete) may nonetheless have made the change: no
+// answer, a garbled or empty one, a timeout, a cancellation after the
+// request left, or a 5xx. A 3xx or 4xx answer, or an error found before
+// any call, means the change was not made. Drivers use it to decide when to
+// look for what a create may have made before making it again.
+func OutcomeUnknown(err error) bool {
+	if err == nil {
+		return false
+	}
+	var perr *Error
+	if errors.As(err, &perr) {
+		switch {
+		case perr.Status >= 500, perr.Status >= 200 && perr.Status < 300:
+			// A 5xx, or a success whose answer could not be read.
+			return true
+		case perr.Status != 0:
+			return false
+		}
+	}
+	switch KindOf(err) {
+	case KindInvalidConfig, KindAuthentication, KindNotSupported, KindNotFound, KindUnknownProvider:
+		return false
+	}
+	return true
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -30,8 +29,7 @@ type Policy struct {
 	retries atomic.Int64
 	calls   atomic.Int64
 
-	bornMu sync.Mutex
-	born   map[string]time.Time // resource/id -> when the driver created it
+	born Recent // resource/id -> when the driver created it
 }
 
 // PolicyDefaults are a driver's defaults for NewPolicy.
@@ -63,6 +61,8 @@ func NewPolicy(name string, cfg Config, d PolicyDefaults) *Policy {
 	if p.Retry.AttemptTimeout <= 0 {
 		p.Retry.AttemptTimeout = t.HTTPRequest
 	}
+	// Remember creations as long as a wait on them may last.
+	p.born.TTL = max(t.InstanceReady, t.ActionComplete, ConsistencyWindow)
 	if p.Pacer == nil {
 		p.Pacer = SharedPacer(AccountKey(name, d.Endpoint, d.Credential), d.RateLimits...)
 	}
@@ -216,45 +216,34 @@ func (p *Policy) WaitFor(ctx context.Context, op, resource, id string, timeout t
 	})
 }
 
-// maxBorn bounds the creations a Policy remembers for Created.
-const maxBorn = 4096
-
 // Created records that the driver has just created resource id (an
 // instance), so that a later WaitFor on it schedules its polls from this
-// moment: the machine cannot be ready before its boot time, and polling it
-// at once would spend a call of the account's rate budget for nothing.
+// moment (the machine cannot be ready before its boot time, and polling it
+// at once would spend a call of the account's rate budget for nothing), and
+// so that Fresh knows it.
 func (p *Policy) Created(resource, id string) {
-	now := time.Now()
-	p.bornMu.Lock()
-	defer p.bornMu.Unlock()
-	if p.born == nil {
-		p.born = make(map[string]time.Time)
-	}
-	if len(p.born) >= maxBorn {
-		// Forget the creations no wait can still use (those older than
-		// the longest wait), and if that is not enough, half of them.
-		limit := max(p.Timeouts.InstanceReady, p.Timeouts.ActionComplete)
-		for k, at := range p.born {
-			if now.Sub(at) > limit {
-				delete(p.born, k)
-			}
-		}
-		for k := range p.born {
-			if len(p.born) < maxBorn/2 {
-				break
-			}
-			delete(p.born, k)
-		}
-	}
-	p.born[resource+"/"+id] = now
+	p.born.Add(resource + "/" + id)
 }
 
 // createdAt returns when resource id was recorded by Created, or the zero
 // time.
 func (p *Policy) createdAt(resource, id string) time.Time {
-	p.bornMu.Lock()
-	defer p.bornMu.Unlock()
-	return p.born[resource+"/"+id]
+	age, ok := p.born.Age(resource + "/" + id)
+	if !ok {
+		return time.Time{}
+	}
+	return time.Now().Add(-age)
+}
+
+// Fresh reports whether the driver created resource id (see Created) less
+// than ConsistencyWindow ago, and how much of the window is left: a "not
+// found" for it then means "not visible yet".
+func (p *Policy) Fresh(resource, id string) (left time.Duration, ok bool) {
+	age, known := p.born.Age(resource + "/" + id)
+	if !known || age >= ConsistencyWindow {
+		return 0, false
+	}
+	return ConsistencyWindow - age, true
 }
 
 // PolicyStats counts what a Policy did.

@@ -135,28 +135,6 @@ func invalidAs(err error, field string) error {
 	return &cp
 }
 
-// outcomeUnknown reports whether a failed call that changes something may
-// nonetheless have made the change: no answer, a garbled one, a timeout, or
-// a 5xx. A 4xx means EC2 refused the request.
-func outcomeUnknown(err error) bool {
-	var perr *provider.Error
-	if !errors.As(err, &perr) {
-		return true
-	}
-	switch {
-	case perr.Status >= 500, perr.Status >= 200 && perr.Status < 300:
-		// A 5xx, or a success whose answer could not be read.
-		return true
-	case perr.Status != 0:
-		return false
-	}
-	switch perr.Kind {
-	case provider.KindInvalidConfig, provider.KindAuthentication, provider.KindNotSupported, provider.KindNotFound:
-		return false
-	}
-	return true
-}
-
 // withID adds to err what the caller must know of a resource the failed
 // call may have left: its ID when known, and a note.
 func withID(err error, resource, id, note string) error {

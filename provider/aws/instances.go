@@ -167,7 +167,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	for range 16 {
 		in.ClientToken = awssdk.String(p.clientToken(&req, prev))
 		inst, err := p.runInstance(ctx, req.Region, in)
-		if err != nil && outcomeUnknown(err) {
+		if err != nil && provider.OutcomeUnknown(err) {
 			inst, err = p.lostLaunch(ctx, req.Region, awssdk.ToString(in.ClientToken), err)
 		}
 		if err != nil {

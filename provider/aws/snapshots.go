@@ -97,7 +97,7 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 			}
 			return invalidAs(classify(op, err), "name")
 		}
-		unknown = unknown || outcomeUnknown(classify(op, err))
+		unknown = unknown || provider.OutcomeUnknown(classify(op, err))
 		return err
 	})
 	if err != nil && unknown {

@@ -112,7 +112,7 @@ type Provider struct {
 	pol      *provider.Policy
 	owner    string
 	ownerTag string
-	recent   recent // droplets made lately, for eventual consistency
+	unsure   provider.Recent // names whose last create had an unknown outcome
 }
 
 var _ provider.Provider = (*Provider)(nil)

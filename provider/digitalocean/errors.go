@@ -93,26 +93,6 @@ func status(err error) int {
 	return 0
 }
 
-// outcomeUnknown reports whether a failed create may nonetheless have made
-// the droplet: no answer, a garbled one, a timeout, or a 5xx.
-func outcomeUnknown(err error) bool {
-	if errors.Is(err, context.Canceled) {
-		return true
-	}
-	st := status(err)
-	if st >= 500 {
-		return true
-	}
-	if st != 0 {
-		return false // a 4xx: the API refused the request
-	}
-	switch provider.KindOf(err) {
-	case provider.KindInvalidConfig, provider.KindAuthentication, provider.KindNotSupported:
-		return false
-	}
-	return true
-}
-
 // emptyAnswer is the error of a success answer that lacks the resource it
 // should carry (an empty body, or an error body with a 2xx status): as
 // good as lost, so a call that made something counts as one whose outcome

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/digitalocean/godo"
@@ -198,7 +197,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	// After a create of this name whose outcome was unknown, it is looked
 	// for as long as after a lost answer: it may not be listed yet.
 	find := p.findOwned
-	if p.recent.isUnsure(req.Name) {
+	if p.unsure.Has(req.Name) {
 		find = p.findSettled
 	}
 	var existing *godo.Droplet
@@ -210,7 +209,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 		return nil, err
 	}
 	if existing != nil {
-		p.recent.settled(req.Name)
+		p.unsure.Remove(req.Name)
 		return p.adopt(op, existing, req)
 	}
 
@@ -233,7 +232,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 		}
 		if err != nil {
 			err = classify(op, err)
-			unknown = unknown || outcomeUnknown(err)
+			unknown = unknown || provider.OutcomeUnknown(err)
 			return err
 		}
 		made = d
@@ -245,8 +244,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	if err != nil {
 		return nil, err
 	}
-	p.recent.add(made.ID)
-	p.recent.settled(req.Name)
+	p.unsure.Remove(req.Name)
 	p.pol.Created("instance", strconv.Itoa(made.ID)) // WaitReady first polls near ExpectedBoot
 	p.pol.Log.Debug("spuff: droplet created", "provider", Name, "id", made.ID, "name", made.Name)
 	return p.instance(made), nil
@@ -273,7 +271,7 @@ func (p *Provider) lostCreate(ctx context.Context, op, name string, err error) (
 		perr.Resource = "instance"
 		perr.Message = strings.TrimPrefix(perr.Message+"; the droplet was made: ListInstances shows it, and CreateInstance with the same request adopts it", "; ")
 	default:
-		p.recent.unsure(name)
+		p.unsure.Add(name)
 		perr.Message = strings.TrimPrefix(perr.Message+"; the droplet may have been made: CreateInstance with the same request adopts it rather than making a second", "; ")
 	}
 	return nil, perr
@@ -464,7 +462,7 @@ func (p *Provider) WaitReady(ctx context.Context, id string) (*provider.Instance
 		}
 		if err != nil {
 			err = withResource(classify(op, err), "instance", id)
-			if !seen && errors.Is(err, provider.ErrNotFound) && p.recent.fresh(n) {
+			if !seen && errors.Is(err, provider.ErrNotFound) && p.fresh(id) {
 				// Made by this Provider moments ago and never seen since:
 				// not visible yet, rather than gone.
 				return false, "not yet visible", nil
@@ -505,75 +503,9 @@ func (p *Provider) ListSSHKeys(ctx context.Context) ([]*provider.SSHKey, error) 
 	return out, nil
 }
 
-// consistencyWindow is how long after a create a 404 for the new droplet
-// may mean "not visible yet" rather than "gone".
-const consistencyWindow = time.Minute
-
-// recent remembers the droplets this Provider made in the last
-// consistencyWindow, and the names whose last create had an unknown
-// outcome.
-type recent struct {
-	mu      sync.Mutex
-	made    map[int]time.Time
-	unknown map[string]time.Time
-}
-
-// unsure records that a create of the droplet name had an unknown outcome.
-func (r *recent) unsure(name string) {
-	now := time.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.unknown == nil {
-		r.unknown = make(map[string]time.Time)
-	}
-	if len(r.unknown) >= 4096 {
-		for k, at := range r.unknown {
-			if now.Sub(at) >= consistencyWindow {
-				delete(r.unknown, k)
-			}
-		}
-	}
-	r.unknown[name] = now
-}
-
-// isUnsure reports whether a create of name had an unknown outcome within
-// the consistency window.
-func (r *recent) isUnsure(name string) bool {
-	r.mu.Lock()
-	at, ok := r.unknown[name]
-	r.mu.Unlock()
-	return ok && time.Since(at) < consistencyWindow
-}
-
-// settled forgets an unknown outcome: the droplet of that name is known.
-func (r *recent) settled(name string) {
-	r.mu.Lock()
-	delete(r.unknown, name)
-	r.mu.Unlock()
-}
-
-func (r *recent) add(id int) {
-	now := time.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.made == nil {
-		r.made = make(map[int]time.Time)
-	}
-	if len(r.made) >= 4096 {
-		for k, at := range r.made {
-			if now.Sub(at) >= consistencyWindow {
-				delete(r.made, k)
-			}
-		}
-	}
-	r.made[id] = now
-}
-
-// fresh reports whether this Provider made the droplet id within the
-// consistency window.
-func (r *recent) fresh(id int) bool {
-	r.mu.Lock()
-	at, ok := r.made[id]
-	r.mu.Unlock()
-	return ok && time.Since(at) < consistencyWindow
+// fresh reports whether this Provider made the droplet id less than
+// provider.ConsistencyWindow ago: a 404 for it then means "not visible yet".
+func (p *Provider) fresh(id string) bool {
+	_, ok := p.pol.Fresh("instance", id)
+	return ok
 }

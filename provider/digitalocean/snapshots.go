@@ -62,7 +62,7 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 					return nil
 				}
 			}
-			unknown = unknown || outcomeUnknown(err)
+			unknown = unknown || provider.OutcomeUnknown(err)
 			return err
 		}
 		act = a

@@ -124,25 +124,3 @@ func notFound(op, resource, id string) error {
 	return &provider.Error{Kind: provider.KindNotFound, Provider: Name, Op: op, Resource: resource, ID: id,
 		Message: resource + " does not exist"}
 }
-
-// outcomeUnknown reports whether a failed call that changes something may
-// nonetheless have made the change: no answer, a garbled one, a timeout, or
-// a 5xx. A 4xx means the API refused the request.
-func outcomeUnknown(err error) bool {
-	var perr *provider.Error
-	if !errors.As(err, &perr) {
-		return true
-	}
-	switch {
-	case perr.Status >= 500, perr.Status >= 200 && perr.Status < 300:
-		// A 5xx, or a success whose answer could not be read.
-		return true
-	case perr.Status != 0:
-		return false
-	}
-	switch perr.Kind {
-	case provider.KindInvalidConfig, provider.KindAuthentication, provider.KindNotSupported, provider.KindNotFound:
-		return false
-	}
-	return true
-}

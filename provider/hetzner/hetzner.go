@@ -109,8 +109,6 @@ type Provider struct {
 	owner  string
 	limits provider.Limits
 
-	recent recent // servers made lately, for eventual consistency
-
 	mu          sync.Mutex
 	serverTypes map[string]*hcloud.ServerType
 	typesAt     time.Time
@@ -383,7 +381,7 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 			return err
 		}
 		err = classify(op, resp, err)
-		unknown = unknown || outcomeUnknown(err)
+		unknown = unknown || provider.OutcomeUnknown(err)
 		return err
 	})
 	if err != nil && unknown {
@@ -395,7 +393,6 @@ func (p *Provider) CreateInstance(ctx context.Context, req provider.InstanceRequ
 	if !adopted {
 		p.pol.Created("instance", strconv.FormatInt(server.ID, 10)) // WaitReady first polls near ExpectedBoot
 	}
-	p.recent.add(server.ID)
 	return p.instance(server), nil
 }
 
@@ -700,7 +697,7 @@ func (p *Provider) WaitReady(ctx context.Context, id string) (*provider.Instance
 			return false, "", classify(op, resp, err)
 		}
 		if s == nil {
-			if !seen && p.recent.fresh(n) {
+			if !seen && p.fresh(n) {
 				// Made by this Provider moments ago and never seen
 				// since: not visible yet, rather than gone.
 				return false, "not yet visible", nil
@@ -807,7 +804,7 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 				return notFound(op, "instance", instanceID)
 			}
 			err = classify(op, resp, err)
-			unknown = unknown || outcomeUnknown(err)
+			unknown = unknown || provider.OutcomeUnknown(err)
 			return err
 		}
 		img, action = res.Image, res.Action
@@ -987,39 +984,10 @@ func (p *Provider) ListSSHKeys(ctx context.Context) ([]*provider.SSHKey, error) 
 	return out, nil
 }
 
-// consistencyWindow is how long after a create a not_found for the new
-// server may mean "not visible yet" rather than "gone".
-const consistencyWindow = time.Minute
-
-// recent remembers the servers this Provider made in the last
-// consistencyWindow.
-type recent struct {
-	mu   sync.Mutex
-	made map[int64]time.Time
-}
-
-func (r *recent) add(id int64) {
-	now := time.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.made == nil {
-		r.made = make(map[int64]time.Time)
-	}
-	if len(r.made) >= 4096 {
-		for k, at := range r.made {
-			if now.Sub(at) >= consistencyWindow {
-				delete(r.made, k)
-			}
-		}
-	}
-	r.made[id] = now
-}
-
-// fresh reports whether this Provider made the server id within the
-// consistency window.
-func (r *recent) fresh(id int64) bool {
-	r.mu.Lock()
-	at, ok := r.made[id]
-	r.mu.Unlock()
-	return ok && time.Since(at) < consistencyWindow
+// fresh reports whether this Provider made server id less than
+// provider.ConsistencyWindow ago: a not_found for it then means "not
+// visible yet".
+func (p *Provider) fresh(id int64) bool {
+	_, ok := p.pol.Fresh("instance", strconv.FormatInt(id, 10))
+	return ok
 }
