@@ -55,6 +55,10 @@ type Harness struct {
 	// ListPageSize is the page size the driver asks for when listing
 	// instances; the suite checks that listing takes the fewest pages.
 	ListPageSize int
+	// BadRequests are the driver's own invalid requests (its cloud's
+	// limits), which the suite checks next to CommonBadRequests: each must
+	// be refused before any API call, naming its field.
+	BadRequests []BadRequest
 	// Skip names suite tests (by subtest name) the driver cannot pass on
 	// purpose, with the reason; they are skipped, not failed.
 	Skip map[string]string

@@ -326,41 +326,25 @@ func testInvalidRequests(t *testing.T, h Harness) {
 	e := setup(t, h, suiteOptions(), nil)
 	valid := h.Request("ct-valid")
 	caps := e.p.Capabilities()
-	type tc struct {
-		name  string
-		field string
-		edit  func(r *provider.InstanceRequest)
-	}
-	cases := []tc{
-		{"zero request", "Name", func(r *provider.InstanceRequest) { *r = provider.InstanceRequest{} }},
-		{"empty name", "Name", func(r *provider.InstanceRequest) { r.Name = "" }},
-		{"underscore in name", "Name", func(r *provider.InstanceRequest) { r.Name = "bad_name" }},
-		{"name too long", "Name", func(r *provider.InstanceRequest) { r.Name = strings.Repeat("a", 64) }},
-		{"name starts with hyphen", "Name", func(r *provider.InstanceRequest) { r.Name = "-bad" }},
-		{"no region", "Region", func(r *provider.InstanceRequest) { r.Region = "" }},
-		{"no size", "Size", func(r *provider.InstanceRequest) { r.Size = "" }},
-		{"no image", "Image", func(r *provider.InstanceRequest) { r.Image = provider.ImageSpec{} }},
-		{"ubuntu without version", "Image", func(r *provider.InstanceRequest) { r.Image = provider.Ubuntu("") }},
-		{"reserved label", `Labels["managed-by"]`, func(r *provider.InstanceRequest) { r.Labels = map[string]string{"managed-by": "me"} }},
-		{"label key with colon", `Labels["a:b"]`, func(r *provider.InstanceRequest) { r.Labels = map[string]string{"a:b": "c"} }},
-		{"label value with space", `Labels["k"]`, func(r *provider.InstanceRequest) { r.Labels = map[string]string{"k": "a b"} }},
-		{"empty SSH key", "SSHKeys[0]", func(r *provider.InstanceRequest) { r.SSHKeys = []string{""} }},
-	}
+	cases := append(CommonBadRequests(), h.BadRequests...)
 	if caps.MaxUserDataBytes > 0 {
-		cases = append(cases, tc{"user data over the limit", "UserData", func(r *provider.InstanceRequest) {
+		cases = append(cases, BadRequest{"user data over the limit", func(r *provider.InstanceRequest) {
 			r.UserData = "#secret-user-data " + strings.Repeat("x", caps.MaxUserDataBytes)
-		}})
+		}, "UserData"})
 	}
 	before := e.cloud.TotalCalls()
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(c.Name, func(t *testing.T) {
 			req := valid
 			req.Labels = maps.Clone(valid.Labels)
-			c.edit(&req)
-			_, err := e.p.CreateInstance(e.ctx, req)
+			c.Edit(&req)
+			inst, err := e.p.CreateInstance(e.ctx, req)
+			if inst != nil {
+				t.Errorf("CreateInstance returned an instance: %+v", inst)
+			}
 			perr := wantKind(t, err, provider.ErrInvalidConfig, "CreateInstance")
-			if perr.Field != c.field {
-				t.Errorf("Field = %q, want %q (error: %v)", perr.Field, c.field, err)
+			if perr.Field != c.Field || perr.Provider != h.Name || perr.Op != "CreateInstance" {
+				t.Errorf("Field, Provider, Op = %q, %q, %q; want %q, %q, CreateInstance (error: %v)", perr.Field, perr.Provider, perr.Op, c.Field, h.Name, err)
 			}
 			if strings.Contains(err.Error(), "#secret-user-data") {
 				t.Errorf("the error text contains the user data: %v", err)

@@ -41,6 +41,7 @@ func harness() providertest.Harness {
 		ModelID:      ec2sim.ModelID,
 		MissingID:    ec2sim.InstanceID(0x7ffffffffff),
 		ListPageSize: 1000,
+		BadRequests:  badRequests(),
 	}
 }
 

@@ -3,7 +3,6 @@ package digitalocean_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -11,63 +10,25 @@ import (
 
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/provider/digitalocean"
+	"github.com/spuffgo/spuff/providertest"
 	"github.com/spuffgo/spuff/providertest/dosim"
 	"github.com/spuffgo/spuff/providertest/simcloud"
 )
 
-// badRequests are invalid requests and the field each error must name.
-// Every one is refused before any API call.
-func badRequests() []struct {
-	name  string
-	edit  func(*provider.InstanceRequest)
-	field string
-} {
-	manyLabels := map[string]string{}
-	for i := range provider.MaxLabels + 1 {
-		manyLabels[fmt.Sprintf("k%d", i)] = "v"
-	}
-	return []struct {
-		name  string
-		edit  func(*provider.InstanceRequest)
-		field string
-	}{
-		{"zero request", func(r *provider.InstanceRequest) { *r = provider.InstanceRequest{} }, "Name"},
-		{"empty name", func(r *provider.InstanceRequest) { r.Name = "" }, "Name"},
-		{"name too long", func(r *provider.InstanceRequest) { r.Name = strings.Repeat("a", 64) }, "Name"},
-		{"name with underscore", func(r *provider.InstanceRequest) { r.Name = "dev_box" }, "Name"},
-		{"name with space", func(r *provider.InstanceRequest) { r.Name = "dev box" }, "Name"},
-		{"name starting with a dash", func(r *provider.InstanceRequest) { r.Name = "-dev" }, "Name"},
-		{"name ending with a dot", func(r *provider.InstanceRequest) { r.Name = "dev." }, "Name"},
-		{"name not ASCII", func(r *provider.InstanceRequest) { r.Name = "dév" }, "Name"},
-		{"empty region", func(r *provider.InstanceRequest) { r.Region = "" }, "Region"},
-		{"region with a slash", func(r *provider.InstanceRequest) { r.Region = "nyc3/x" }, "Region"},
-		{"empty size", func(r *provider.InstanceRequest) { r.Size = "" }, "Size"},
-		{"size too long", func(r *provider.InstanceRequest) { r.Size = strings.Repeat("s", 65) }, "Size"},
-		{"no image", func(r *provider.InstanceRequest) { r.Image = provider.ImageSpec{} }, "Image"},
-		{"unknown image kind", func(r *provider.InstanceRequest) { r.Image = provider.ImageSpec{Kind: 42, Value: "x"} }, "Image"},
-		{"ubuntu not a version", func(r *provider.InstanceRequest) { r.Image = provider.Ubuntu("latest") }, "Image"},
-		{"debian empty", func(r *provider.InstanceRequest) { r.Image = provider.Debian("") }, "Image"},
-		{"custom with a space", func(r *provider.InstanceRequest) { r.Image = provider.CustomImage("my image") }, "Image"},
-		{"label key empty", func(r *provider.InstanceRequest) { r.Labels = map[string]string{"": "v"} }, `Labels[""]`},
-		{"label key with a space", func(r *provider.InstanceRequest) { r.Labels = map[string]string{"a b": "v"} }, `Labels["a b"]`},
-		{"label key too long", func(r *provider.InstanceRequest) { r.Labels = map[string]string{strings.Repeat("k", 64): "v"} }, fmt.Sprintf("Labels[%q]", strings.Repeat("k", 64))},
-		{"label value with a colon", func(r *provider.InstanceRequest) { r.Labels = map[string]string{"env": "a:b"} }, `Labels["env"]`},
-		{"label value too long", func(r *provider.InstanceRequest) { r.Labels = map[string]string{"env": strings.Repeat("v", 64)} }, `Labels["env"]`},
-		{"ownership label", func(r *provider.InstanceRequest) { r.Labels = map[string]string{provider.OwnerLabel: "me"} }, `Labels["managed-by"]`},
-		{"too many labels", func(r *provider.InstanceRequest) { r.Labels = manyLabels }, "Labels"},
-		{"empty SSH key", func(r *provider.InstanceRequest) { r.SSHKeys = []string{""} }, "SSHKeys[0]"},
-		{"SSH key twice", func(r *provider.InstanceRequest) { r.SSHKeys = []string{"123", "123"} }, "SSHKeys[1]"},
-		{"SSH key with a newline", func(r *provider.InstanceRequest) { r.SSHKeys = []string{"a\nb"} }, "SSHKeys[0]"},
-		// DigitalOcean's own rules.
-		{"user data over 64 KiB", func(r *provider.InstanceRequest) { r.UserData = strings.Repeat("x", digitalocean.MaxUserDataBytes+1) }, "UserData"},
-		{"user data not UTF-8", func(r *provider.InstanceRequest) { r.UserData = "#!/bin/sh\n\xff\xfe" }, "UserData"},
-		{"snapshot ID not a number", func(r *provider.InstanceRequest) { r.Image = provider.SnapshotImage("snap-1") }, "Image"},
+// badRequests are the invalid requests of this cloud's own rules, which
+// the conformance suite checks next to providertest.CommonBadRequests: each
+// is refused before any API call, naming its field.
+func badRequests() []providertest.BadRequest {
+	return []providertest.BadRequest{
+		{Name: "user data over 64 KiB", Edit: func(r *provider.InstanceRequest) { r.UserData = strings.Repeat("x", digitalocean.MaxUserDataBytes+1) }, Field: "UserData"},
+		{Name: "user data not UTF-8", Edit: func(r *provider.InstanceRequest) { r.UserData = "#!/bin/sh\n\xff\xfe" }, Field: "UserData"},
+		{Name: "snapshot ID not a number", Edit: func(r *provider.InstanceRequest) { r.Image = provider.SnapshotImage("snap-1") }, Field: "Image"},
 	}
 }
 
-// TestBadInputMakesNoCall: every invalid request gives an invalid-config
-// error naming the field, made before any API call; so do malformed IDs
-// and snapshot names.
+// TestBadInputMakesNoCall: malformed IDs and snapshot names give an
+// invalid-config error before any API call (invalid requests are the
+// conformance suite's: see badRequests).
 func TestBadInputMakesNoCall(t *testing.T) {
 	t.Parallel()
 	srv := dosim.Start(t, simcloud.Options{})
@@ -76,20 +37,6 @@ func TestBadInputMakesNoCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, c := range badRequests() {
-		req := request("valid-1")
-		c.edit(&req)
-		inst, err := p.CreateInstance(ctx, req)
-		var perr *provider.Error
-		switch {
-		case inst != nil:
-			t.Errorf("%s: CreateInstance returned %v", c.name, inst)
-		case !errors.Is(err, provider.ErrInvalidConfig) || !errors.As(err, &perr):
-			t.Errorf("%s: %v, want an invalid-config *provider.Error", c.name, err)
-		case perr.Field != c.field || perr.Provider != digitalocean.Name || perr.Op != "CreateInstance":
-			t.Errorf("%s: field %q, provider %q, op %q; want field %q of digitalocean's CreateInstance (%v)", c.name, perr.Field, perr.Provider, perr.Op, c.field, err)
-		}
-	}
 	for _, id := range []string{"", "0", "-1", "abc", "1.5", "12345678901234567890"} {
 		if err := p.DestroyInstance(ctx, id); !errors.Is(err, provider.ErrInvalidConfig) {
 			t.Errorf("DestroyInstance(%q): %v, want ErrInvalidConfig", id, err)

@@ -74,6 +74,7 @@ var harness = providertest.Harness{
 	},
 	MissingID:    "999999999",
 	ListPageSize: digitalocean.PageSize,
+	BadRequests:  badRequests(),
 }
 
 // TestConformance runs spuff's conformance suite against the driver and the

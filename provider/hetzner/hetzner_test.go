@@ -33,6 +33,7 @@ var harness = providertest.Harness{
 	},
 	MissingID:    "999999999",
 	ListPageSize: hetzner.PageSize,
+	BadRequests:  badRequests(),
 }
 
 // systemImage returns the model ID of the system image name for arch.
