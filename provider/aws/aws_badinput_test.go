@@ -3,9 +3,7 @@ package aws_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/spuffgo/spuff/provider"
@@ -71,57 +69,15 @@ func TestBadInputMakesNoCall(t *testing.T) {
 	}
 }
 
-// noNetwork is a transport that counts the requests a test made and
-// fails them all: a fuzz test needs no network.
-type noNetwork struct{ n atomic.Int64 }
-
-func (nn *noNetwork) RoundTrip(*http.Request) (*http.Response, error) {
-	nn.n.Add(1)
-	return nil, errors.New("no network in this test")
-}
-
 // FuzzCreateInstance feeds CreateInstance arbitrary requests, with no
-// network: it must never panic, and a request it refuses before any call
-// is refused with an invalid-config error naming a field.
+// network (see providertest.FuzzCreateInstance).
 func FuzzCreateInstance(f *testing.F) {
 	f.Add("dev-1", "us-east-1", "t3.micro", "ubuntu:24.04", "#cloud-config\n", "env", "dev", "laptop")
 	f.Add("", "", "", "", "", "", "", "")
 	f.Add("dev_box", "nyc3", "cx22", "snapshot:123", "\xff", "Name", "x", "")
 	f.Add("a.b.c", "eu-west-1", "t4g.small", "custom:ami-0123456789abcdef0", strings.Repeat("u", 17000), "a b", "", "key-0123456789abcdef0")
 	f.Add("x", "us-gov-west-1", "m7i-flex.large", "debian:12.", "", "k", "v:w", "3b:16:e4:bf:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa")
-	nn := &noNetwork{}
-	p, err := aws.Open(context.Background(), provider.Config{
-		AccessKeyID: "fuzz", SecretAccessKey: "fuzz", Region: "us-east-1",
-		Endpoint: "http://no-network.invalid", HTTPClient: &http.Client{Transport: nn},
-		Retry: provider.RetryPolicy{MaxAttempts: 1}, Pacer: provider.NewPacer(),
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Fuzz(func(t *testing.T, name, region, size, image, userData, labelKey, labelValue, sshKey string) {
-		spec, _ := provider.ParseImageSpec(image)
-		req := provider.InstanceRequest{
-			Name: name, Region: region, Size: size, Image: spec, UserData: userData,
-			Labels: map[string]string{labelKey: labelValue}, SSHKeys: []string{sshKey},
-		}
-		before := nn.n.Load()
-		inst, err := p.CreateInstance(context.Background(), req)
-		calls := nn.n.Load() - before
-		if inst != nil || err == nil {
-			t.Fatalf("CreateInstance with no network returned %v, %v", inst, err)
-		}
-		var perr *provider.Error
-		if !errors.As(err, &perr) {
-			t.Fatalf("CreateInstance error %T %v is not a *provider.Error", err, err)
-		}
-		if calls == 0 && (perr.Kind != provider.KindInvalidConfig || perr.Field == "") {
-			t.Fatalf("refused before any call with %v (kind %s, field %q), want invalid config naming a field", err, perr.Kind, perr.Field)
-		}
-		if calls > 0 && req.Validate() != nil {
-			t.Fatalf("a request that fails Validate (%v) made %d calls", req.Validate(), calls)
-		}
-		if userData != "" && len(userData) > 8 && strings.Contains(err.Error(), userData) {
-			t.Fatalf("the error quotes the user data: %v", err)
-		}
+	providertest.FuzzCreateInstance(f, func(cfg provider.Config) (provider.Provider, error) {
+		return aws.Open(context.Background(), cfg)
 	})
 }

@@ -3,9 +3,7 @@ package digitalocean_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/spuffgo/spuff/provider"
@@ -59,56 +57,15 @@ func TestBadInputMakesNoCall(t *testing.T) {
 	}
 }
 
-// noNetwork is a transport that counts the requests a test made and
-// fails them all: a fuzz test needs no network.
-type noNetwork struct{ n atomic.Int64 }
-
-func (nn *noNetwork) RoundTrip(*http.Request) (*http.Response, error) {
-	nn.n.Add(1)
-	return nil, errors.New("no network in this test")
-}
-
 // FuzzCreateInstance feeds CreateInstance arbitrary requests, with no
-// network: it must never panic, and a request it refuses before any call
-// is refused with an invalid-config error naming a field.
+// network (see providertest.FuzzCreateInstance).
 func FuzzCreateInstance(f *testing.F) {
 	f.Add("dev-1", "nyc3", "s-1vcpu-1gb", "ubuntu:24.04", "#cloud-config\n", "env", "dev", "123")
 	f.Add("", "", "", "", "", "", "", "")
 	f.Add("dev_box", "nyc3", "s-1vcpu-1gb", "snapshot:abc", "\xff", "managed-by", "x", "")
 	f.Add("a.b.c", "sfo3", "c-2", "custom:fedora-40-x64", strings.Repeat("u", 70000), "a b", "", "3b:16:e4:bf:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa")
 	f.Add("x", "r", "s", "debian:12.", "", "k", "v:w", "laptop")
-	nn := &noNetwork{}
-	p, err := digitalocean.Open(context.Background(), provider.Config{
-		Token: "fuzz", Endpoint: "http://no-network.invalid", HTTPClient: &http.Client{Transport: nn},
-		Retry: provider.RetryPolicy{MaxAttempts: 1}, Pacer: provider.NewPacer(),
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Fuzz(func(t *testing.T, name, region, size, image, userData, labelKey, labelValue, sshKey string) {
-		spec, _ := provider.ParseImageSpec(image)
-		req := provider.InstanceRequest{
-			Name: name, Region: region, Size: size, Image: spec, UserData: userData,
-			Labels: map[string]string{labelKey: labelValue}, SSHKeys: []string{sshKey},
-		}
-		before := nn.n.Load()
-		inst, err := p.CreateInstance(context.Background(), req)
-		calls := nn.n.Load() - before
-		if inst != nil || err == nil {
-			t.Fatalf("CreateInstance with no network returned %v, %v", inst, err)
-		}
-		var perr *provider.Error
-		if !errors.As(err, &perr) {
-			t.Fatalf("CreateInstance error %T %v is not a *provider.Error", err, err)
-		}
-		if calls == 0 && (perr.Kind != provider.KindInvalidConfig || perr.Field == "") {
-			t.Fatalf("refused before any call with %v (kind %s, field %q), want invalid config naming a field", err, perr.Kind, perr.Field)
-		}
-		if calls > 0 && req.Validate() != nil {
-			t.Fatalf("a request that fails Validate (%v) made %d calls", req.Validate(), calls)
-		}
-		if userData != "" && len(userData) > 8 && strings.Contains(err.Error(), userData) {
-			t.Fatalf("the error quotes the user data: %v", err)
-		}
+	providertest.FuzzCreateInstance(f, func(cfg provider.Config) (provider.Provider, error) {
+		return digitalocean.Open(context.Background(), cfg)
 	})
 }
