@@ -131,6 +131,23 @@ func (a *app) close() error {
 	return nil
 }
 
+// begin parses a command's flags, refuses with msg (a usage error) when
+// badArgs says the number of arguments is wrong, opens the provider and
+// returns the command's context, bounded by --timeout.
+func (a *app) begin(fs *flag.FlagSet, args []string, badArgs func(n int) bool, msg string) (context.Context, context.CancelFunc, error) {
+	if err := a.parse(fs, args); err != nil {
+		return nil, nil, err
+	}
+	if badArgs(fs.NArg()) {
+		return nil, nil, usagef("%s", msg)
+	}
+	if err := a.open(); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := a.opCtx()
+	return ctx, cancel, nil
+}
+
 // opCtx bounds one command by --timeout.
 func (a *app) opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(a.ctx, a.timeout)

@@ -274,16 +274,10 @@ func (p *progress) finish() {
 
 func cmdLs(a *app, args []string) error {
 	fs := a.flags()
-	if err := a.parse(fs, args); err != nil {
+	ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n > 0 }, "ls takes no arguments")
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("ls takes no arguments")
-	}
-	if err := a.open(); err != nil {
-		return err
-	}
-	ctx, cancel := a.opCtx()
 	defer cancel()
 	list, err := a.p.ListInstances(ctx)
 	if err != nil {
@@ -318,16 +312,10 @@ func cmdLs(a *app, args []string) error {
 
 func cmdStatus(a *app, args []string) error {
 	fs := a.flags()
-	if err := a.parse(fs, args); err != nil {
+	ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n != 1 }, "status takes one machine ID or name")
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usagef("status takes one machine ID or name")
-	}
-	if err := a.open(); err != nil {
-		return err
-	}
-	ctx, cancel := a.opCtx()
 	defer cancel()
 	in, err := a.resolveInstance(ctx, fs.Arg(0))
 	if err != nil {
@@ -360,16 +348,10 @@ func cmdStatus(a *app, args []string) error {
 func cmdDown(a *app, args []string) error {
 	fs := a.flags()
 	all := fs.Bool("all", false, "destroy every machine spuff manages on the account")
-	if err := a.parse(fs, args); err != nil {
+	ctx, cancel, err := a.begin(fs, args, func(n int) bool { return *all == (n > 0) }, "down takes machine IDs or names, or --all")
+	if err != nil {
 		return err
 	}
-	if *all == (fs.NArg() > 0) {
-		return usagef("down takes machine IDs or names, or --all")
-	}
-	if err := a.open(); err != nil {
-		return err
-	}
-	ctx, cancel := a.opCtx()
 	defer cancel()
 	var targets []*provider.Instance
 	if *all {
@@ -432,16 +414,10 @@ func cmdSnapshot(a *app, args []string) error {
 	switch sub {
 	case "create":
 		name := fs.String("name", "", "snapshot name (default: <machine>-<time>)")
-		if err := a.parse(fs, rest); err != nil {
+		ctx, cancel, err := a.begin(fs, rest, func(n int) bool { return n != 1 }, "snapshot create takes one machine ID or name")
+		if err != nil {
 			return err
 		}
-		if fs.NArg() != 1 {
-			return usagef("snapshot create takes one machine ID or name")
-		}
-		if err := a.open(); err != nil {
-			return err
-		}
-		ctx, cancel := a.opCtx()
 		defer cancel()
 		in, err := a.resolveInstance(ctx, fs.Arg(0))
 		if err != nil {
@@ -462,16 +438,10 @@ func cmdSnapshot(a *app, args []string) error {
 		fmt.Fprintf(a.stdout, "snapshot %s (%s); restore with --image snapshot:%s\n", s.ID, s.Name, s.ID)
 		return nil
 	case "ls":
-		if err := a.parse(fs, rest); err != nil {
+		ctx, cancel, err := a.begin(fs, rest, func(n int) bool { return n > 0 }, "snapshot ls takes no arguments")
+		if err != nil {
 			return err
 		}
-		if fs.NArg() > 0 {
-			return usagef("snapshot ls takes no arguments")
-		}
-		if err := a.open(); err != nil {
-			return err
-		}
-		ctx, cancel := a.opCtx()
 		defer cancel()
 		list, err := a.p.ListSnapshots(ctx)
 		if err != nil {
@@ -495,16 +465,10 @@ func cmdSnapshot(a *app, args []string) error {
 		}
 		return tw.Flush()
 	case "rm":
-		if err := a.parse(fs, rest); err != nil {
+		ctx, cancel, err := a.begin(fs, rest, func(n int) bool { return n == 0 }, "snapshot rm takes snapshot IDs")
+		if err != nil {
 			return err
 		}
-		if fs.NArg() == 0 {
-			return usagef("snapshot rm takes snapshot IDs")
-		}
-		if err := a.open(); err != nil {
-			return err
-		}
-		ctx, cancel := a.opCtx()
 		defer cancel()
 		var errs []error
 		for _, id := range fs.Args() {
@@ -526,16 +490,10 @@ func cmdSnapshot(a *app, args []string) error {
 
 func cmdKeys(a *app, args []string) error {
 	fs := a.flags()
-	if err := a.parse(fs, args); err != nil {
+	ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n > 0 }, "keys takes no arguments")
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("keys takes no arguments")
-	}
-	if err := a.open(); err != nil {
-		return err
-	}
-	ctx, cancel := a.opCtx()
 	defer cancel()
 	keys, err := a.p.ListSSHKeys(ctx)
 	if err != nil {
