@@ -266,6 +266,9 @@ type slot struct {
 	context.Context
 	pacer *Pacer
 	used  atomic.Bool
+	// throttled is set when the paced transport saw a 429 answer to a
+	// request of this slot, so that the Policy does not count it twice.
+	throttled atomic.Bool
 }
 
 // Value returns the slot itself for slotKey.
@@ -308,9 +311,10 @@ func (b *bucket) refill(now time.Time) {
 // Observe corrects the Pacer with an API answer's headers: RateLimit-Limit
 // and RateLimit-Remaining cap the tokens of the matching window (less the
 // requests still in flight), and a 429 pauses every caller for its
-// Retry-After and empties every window, so that the callers held back
-// resume one by one at the refill rate rather than all at once when the
-// pause ends. A 429 without Retry-After pauses for the time the fastest
+// Retry-After and, unless the answer's RateLimit-Remaining says budget is
+// left (a 429 for another reason), empties the window that ran out, so
+// that the callers held back resume one by one at the refill rate rather
+// than all at once when the pause ends. A 429 without Retry-After pauses for the time the fastest
 // window takes to refill one token, at most 1 s (1 s for a Pacer without
 // windows).
 func (p *Pacer) Observe(status int, h http.Header) {
@@ -320,7 +324,9 @@ func (p *Pacer) Observe(status int, h http.Header) {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	left := false // the answer says budget is left
 	if rem, err := strconv.Atoi(header(h, "Ratelimit-Remaining")); err == nil {
+		left = rem > 0
 		limit, _ := strconv.Atoi(header(h, "Ratelimit-Limit"))
 		if b := p.window(limit); b != nil {
 			b.refill(now)
@@ -334,7 +340,7 @@ func (p *Pacer) Observe(status int, h http.Header) {
 		if v := header(h, "Retry-After"); v != "" {
 			d = ParseRetryAfter(v, now) // 0 for "retry now"
 		}
-		p.throttledLocked(now, d)
+		p.throttledLocked(now, d, !left)
 	}
 }
 
@@ -360,13 +366,13 @@ func (p *Pacer) Throttled(d time.Duration) {
 		d = -1
 	}
 	p.mu.Lock()
-	p.throttledLocked(time.Now(), d)
+	p.throttledLocked(time.Now(), d, true)
 	p.mu.Unlock()
 }
 
-// throttledLocked pauses every caller for d; a negative d means the
-// default pause.
-func (p *Pacer) throttledLocked(now time.Time, d time.Duration) {
+// throttledLocked pauses every caller for d (a negative d means the
+// default pause) and, with drain, empties the window that ran out.
+func (p *Pacer) throttledLocked(now time.Time, d time.Duration, drain bool) {
 	if d < 0 {
 		d = time.Second
 		for _, b := range p.buckets {
@@ -392,7 +398,7 @@ func (p *Pacer) throttledLocked(now time.Time, d time.Duration) {
 			out = b
 		}
 	}
-	if out != nil {
+	if out != nil && drain {
 		out.tokens = min(out.tokens, out.margin-d.Seconds()*out.rate)
 	}
 }
@@ -468,6 +474,11 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.pacer.mu.Unlock()
 	if resp != nil {
 		t.pacer.Observe(resp.StatusCode, resp.Header)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if s, ok := req.Context().Value(slotKey{}).(*slot); ok {
+				s.throttled.Store(true)
+			}
+		}
 	}
 	return resp, err
 }

@@ -143,6 +143,34 @@ func TestPacerThrottleSpacesCallers(t *testing.T) {
 	}
 }
 
+// A 429 whose RateLimit-Remaining says budget is left (a fault, or a limit
+// of another kind) pauses for its Retry-After but keeps the window's
+// tokens; one that says the budget is spent empties the window.
+func TestPacer429KeepsBudgetTheHeaderReports(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		remaining string
+		drained   bool
+	}{{"3000", false}, {"0", true}} {
+		p := NewPacer(RateLimit{Requests: 3600, Per: time.Hour})
+		p.Observe(429, map[string][]string{
+			"Retry-After": {"0.020"}, "Ratelimit-Limit": {"3600"}, "Ratelimit-Remaining": {tc.remaining},
+		})
+		p.mu.Lock()
+		now := time.Now()
+		var last time.Duration
+		for range 5 {
+			last = p.takeLocked(now)
+		}
+		p.mu.Unlock()
+		// Drained, five callers need about four tokens at 1/s; kept, they
+		// only wait out the 20 ms pause.
+		if drained := last > time.Second; drained != tc.drained {
+			t.Errorf("Remaining %s: the 5th caller waits %v; drained = %v, want %v", tc.remaining, last, drained, tc.drained)
+		}
+	}
+}
+
 // A window of 20 requests or more keeps a twentieth in reserve; smaller
 // ones use all their tokens.
 func TestPacerReserve20th(t *testing.T) {

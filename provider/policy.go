@@ -113,7 +113,6 @@ func (p *Policy) Call(ctx context.Context, op string, fn func(ctx context.Contex
 	user := p.Retry.OnRetry
 	r.OnRetry = logRetry(p.Log, p.Provider, op, func(attempt int, err error, delay time.Duration) {
 		p.retries.Add(1)
-		p.noteThrottle(err)
 		if user != nil {
 			user(attempt, err, delay)
 		}
@@ -142,7 +141,13 @@ func (p *Policy) attempt(ctx context.Context, timeout time.Duration, fn func(ctx
 		defer cancel()
 	}
 	p.calls.Add(1)
-	return fn(ctx)
+	err = fn(ctx)
+	if s == nil || !s.throttled.Load() {
+		// A rate-limit answer the paced transport did not see (EC2's 503
+		// RequestLimitExceeded, or a client the driver did not build).
+		p.noteThrottle(err)
+	}
+	return err
 }
 
 // CallOnce runs fn once, bounded by Timeouts.HTTPRequest (once its slot
@@ -151,7 +156,6 @@ func (p *Policy) attempt(ctx context.Context, timeout time.Duration, fn func(ctx
 func (p *Policy) CallOnce(ctx context.Context, op string, fn func(ctx context.Context) error) error {
 	defer p.creating(op)()
 	err := p.attempt(ctx, p.Timeouts.HTTPRequest, fn)
-	p.noteThrottle(err)
 	return p.finish(op, err)
 }
 
@@ -165,8 +169,7 @@ func (p *Policy) creating(op string) (end func()) {
 	return p.Pacer.beginWait()
 }
 
-// noteThrottle pauses the account's pacer on a rate-limit error, which the
-// paced transport cannot always recognise (EC2 throttles with a 503).
+// noteThrottle pauses the account's pacer on a rate-limit error.
 func (p *Policy) noteThrottle(err error) {
 	if err != nil && KindOf(err) == KindRateLimit {
 		d, _ := RetryAfter(err)
@@ -193,7 +196,6 @@ func (p *Policy) WaitFor(ctx context.Context, op, resource, id string, timeout t
 	w := Waiter{
 		Provider: p.Provider, Op: op, Resource: resource, ID: id,
 		Timeout: timeout, Policy: p.Wait, Logger: p.Log,
-		OnPoll: func(_ string, err error) { p.noteThrottle(err) },
 		Since:  p.createdAt(resource, id),
 		budget: p.Pacer.share,
 		spare:  p.Pacer.spare,
