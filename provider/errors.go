@@ -402,3 +402,20 @@ func OutcomeUnknown(err error) bool {
 	}
 	return true
 }
+
+// MalformedID returns the error of an ID that cannot be one of the cloud's
+// (not of its format), found before any call. For a lookup (GetInstance,
+// WaitReady) it is an *Error of KindNotFound: no resource has that ID. For
+// an operation on the resource (DestroyInstance, CreateSnapshot,
+// DeleteSnapshot) it is an *Error of KindInvalidConfig naming the field
+// "id": the caller passed something that is not an ID at all, and
+// reporting success (destroy is idempotent) would hide the mistake.
+func MalformedID(providerName, op, resource, id, message string, lookup bool) *Error {
+	e := &Error{Provider: providerName, Op: op, Resource: resource, ID: id, Message: message}
+	if lookup {
+		e.Kind = KindNotFound
+	} else {
+		e.Kind, e.Field = KindInvalidConfig, "id"
+	}
+	return e
+}

@@ -31,11 +31,12 @@ type Provider interface {
 	CreateInstance(ctx context.Context, req InstanceRequest) (*Instance, error)
 
 	// DestroyInstance destroys the instance. Destroying an instance that is
-	// already gone succeeds.
+	// already gone succeeds; an ID that is not of the cloud's format is an
+	// error matching ErrInvalidConfig (see MalformedID).
 	DestroyInstance(ctx context.Context, id string) error
 
 	// GetInstance returns the instance with the given ID, or an error
-	// matching ErrNotFound.
+	// matching ErrNotFound (also for an ID not of the cloud's format).
 	GetInstance(ctx context.Context, id string) (*Instance, error)
 
 	// ListInstances returns every instance managed by spuff on this account
@@ -48,14 +49,16 @@ type Provider interface {
 	WaitReady(ctx context.Context, id string) (*Instance, error)
 
 	// CreateSnapshot snapshots the instance, waits until the snapshot is
-	// usable, and returns it with its real ID, labelled as managed.
+	// usable, and returns it with its real ID, labelled as managed. An
+	// instance ID not of the cloud's format matches ErrInvalidConfig.
 	CreateSnapshot(ctx context.Context, instanceID, name string) (*Snapshot, error)
 
 	// ListSnapshots returns the snapshots managed by spuff, and only those.
 	ListSnapshots(ctx context.Context) ([]*Snapshot, error)
 
 	// DeleteSnapshot deletes the snapshot and any storage behind it.
-	// Deleting a snapshot that is already gone succeeds.
+	// Deleting a snapshot that is already gone succeeds; an ID not of the
+	// cloud's format matches ErrInvalidConfig.
 	DeleteSnapshot(ctx context.Context, id string) error
 
 	// ListSSHKeys returns the SSH keys registered on the account.

@@ -55,6 +55,12 @@ type Harness struct {
 	// ListPageSize is the page size the driver asks for when listing
 	// instances; the suite checks that listing takes the fewest pages.
 	ListPageSize int
+	// MalformedIDs are instance IDs that cannot be the cloud's (not of its
+	// format), and MalformedSnapshotIDs snapshot IDs: before any API call,
+	// GetInstance and WaitReady refuse them with ErrNotFound,
+	// DestroyInstance, CreateSnapshot and DeleteSnapshot with
+	// ErrInvalidConfig (see provider.MalformedID).
+	MalformedIDs, MalformedSnapshotIDs []string
 	// BadRequests are the driver's own invalid requests (its cloud's
 	// limits), which the suite checks next to CommonBadRequests: each must
 	// be refused before any API call, naming its field.

@@ -40,6 +40,7 @@ func Run(t *testing.T, h Harness) {
 		{"Registered", testRegistered},
 		{"Lifecycle", testLifecycle},
 		{"InvalidRequestMakesNoCall", testInvalidRequests},
+		{"MalformedIDsMakeNoCall", testMalformedIDs},
 		{"UserDataAtLimit", testUserDataLimit},
 		{"DestroyIsIdempotent", testDestroyIdempotent},
 		{"GetMissingIsNotFound", testGetMissing},
@@ -356,6 +357,34 @@ func testInvalidRequests(t *testing.T, h Harness) {
 	}
 	if n := len(e.cloud.LiveInstances()); n != 0 {
 		t.Errorf("%d instances exist after invalid requests", n)
+	}
+}
+
+func testMalformedIDs(t *testing.T, h Harness) {
+	if len(h.MalformedIDs)+len(h.MalformedSnapshotIDs) == 0 {
+		t.Skip("the harness names no malformed IDs")
+	}
+	e := setup(t, h, suiteOptions(), nil)
+	for _, id := range h.MalformedIDs {
+		_, err := e.p.GetInstance(e.ctx, id)
+		wantKind(t, err, provider.ErrNotFound, fmt.Sprintf("GetInstance(%q)", id))
+		_, err = e.p.WaitReady(e.ctx, id)
+		wantKind(t, err, provider.ErrNotFound, fmt.Sprintf("WaitReady(%q)", id))
+		err = e.p.DestroyInstance(e.ctx, id)
+		wantKind(t, err, provider.ErrInvalidConfig, fmt.Sprintf("DestroyInstance(%q)", id))
+		if e.p.Capabilities().Snapshots {
+			_, err = e.p.CreateSnapshot(e.ctx, id, "snap-1")
+			wantKind(t, err, provider.ErrInvalidConfig, fmt.Sprintf("CreateSnapshot(%q)", id))
+		}
+	}
+	if e.p.Capabilities().Snapshots {
+		for _, id := range h.MalformedSnapshotIDs {
+			err := e.p.DeleteSnapshot(e.ctx, id)
+			wantKind(t, err, provider.ErrInvalidConfig, fmt.Sprintf("DeleteSnapshot(%q)", id))
+		}
+	}
+	if n := e.cloud.TotalCalls(); n != 0 {
+		t.Errorf("malformed IDs made %d API calls, want 0: %v", n, e.cloud.Stats().Calls)
 	}
 }
 

@@ -38,10 +38,12 @@ func harness() providertest.Harness {
 			id := ec2sim.FindImage(srv.Cloud, customImage)
 			return ec2sim.ImageID(id), id
 		},
-		ModelID:      ec2sim.ModelID,
-		MissingID:    ec2sim.InstanceID(0x7ffffffffff),
-		ListPageSize: 1000,
-		BadRequests:  badRequests(),
+		ModelID:              ec2sim.ModelID,
+		MissingID:            ec2sim.InstanceID(0x7ffffffffff),
+		ListPageSize:         1000,
+		BadRequests:          badRequests(),
+		MalformedIDs:         []string{"", "i-", "i-xyz", "i-123", "ami-0123456789abcdef0", "12345"},
+		MalformedSnapshotIDs: []string{"", "ami-", "ami-xyz", "i-0123456789abcdef0", "snap-0123456789abcdef0"},
 	}
 }
 

@@ -45,7 +45,7 @@ func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) 
 		return nil, provider.Classify(Name, op, 0, nil, err)
 	}
 	if !instanceIDRe.MatchString(instanceID) {
-		return nil, notFound(op, "instance", instanceID, "not an EC2 instance ID (i-…)", nil)
+		return nil, provider.MalformedID(Name, op, "instance", instanceID, "not an EC2 instance ID (i-…)", false)
 	}
 	region, err := p.regionOf(ctx, op, instanceID)
 	if err != nil {

@@ -72,9 +72,11 @@ var harness = providertest.Harness{
 		id := dosim.ImageID(srv.Cloud, "fedora-40-x64")
 		return fmt.Sprint(id), id
 	},
-	MissingID:    "999999999",
-	ListPageSize: digitalocean.PageSize,
-	BadRequests:  badRequests(),
+	MissingID:            "999999999",
+	ListPageSize:         digitalocean.PageSize,
+	BadRequests:          badRequests(),
+	MalformedIDs:         []string{"", "0", "-1", "abc", "1.5", "12345678901234567890"},
+	MalformedSnapshotIDs: []string{"", "0", "-1", "abc", "1.5", "12345678901234567890"},
 }
 
 // TestConformance runs spuff's conformance suite against the driver and the

@@ -285,8 +285,8 @@ func checkRequest(req *provider.InstanceRequest) error {
 func parseID(op, resource, id string) (int64, error) {
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil || n <= 0 {
-		return 0, &provider.Error{Kind: provider.KindInvalidConfig, Provider: Name, Op: op, Resource: resource, ID: id, Field: "id",
-			Message: fmt.Sprintf("%s ID %q is not a Hetzner ID (a positive number)", resource, id)}
+		lookup := op == "GetInstance" || op == "WaitReady"
+		return 0, provider.MalformedID(Name, op, resource, id, fmt.Sprintf("%s ID %q is not a Hetzner ID (a positive number)", resource, id), lookup)
 	}
 	return n, nil
 }

@@ -25,10 +25,9 @@ func badRequests() []providertest.BadRequest {
 	}
 }
 
-// TestBadInputMakesNoCall: malformed IDs and snapshot names give an
-// invalid-config error before any API call (invalid requests are the
-// conformance suite's: see badRequests).
-func TestBadInputMakesNoCall(t *testing.T) {
+// TestBadSnapshotNameMakesNoCall: a snapshot name the cloud refuses is
+// refused before any API call, naming the field.
+func TestBadSnapshotNameMakesNoCall(t *testing.T) {
 	t.Parallel()
 	srv := hcloudsim.Start(t, simcloud.Options{})
 	p, err := hetzner.Open(context.Background(), fastConfig(srv))
@@ -36,23 +35,6 @@ func TestBadInputMakesNoCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, id := range []string{"", "0", "-1", "abc", "1.5", "99999999999999999999"} {
-		if err := p.DestroyInstance(ctx, id); !errors.Is(err, provider.ErrInvalidConfig) {
-			t.Errorf("DestroyInstance(%q): %v, want ErrInvalidConfig", id, err)
-		}
-		if err := p.DeleteSnapshot(ctx, id); !errors.Is(err, provider.ErrInvalidConfig) {
-			t.Errorf("DeleteSnapshot(%q): %v, want ErrInvalidConfig", id, err)
-		}
-		if _, err := p.CreateSnapshot(ctx, id, "snap"); !errors.Is(err, provider.ErrInvalidConfig) {
-			t.Errorf("CreateSnapshot(%q): %v, want ErrInvalidConfig", id, err)
-		}
-		if _, err := p.GetInstance(ctx, id); !errors.Is(err, provider.ErrInvalidConfig) {
-			t.Errorf("GetInstance(%q): %v, want ErrInvalidConfig", id, err)
-		}
-		if _, err := p.WaitReady(ctx, id); !errors.Is(err, provider.ErrInvalidConfig) {
-			t.Errorf("WaitReady(%q): %v, want ErrInvalidConfig", id, err)
-		}
-	}
 	for _, name := range []string{"", strings.Repeat("n", 256)} {
 		if _, err := p.CreateSnapshot(ctx, "123", name); !errors.Is(err, provider.ErrInvalidConfig) {
 			t.Errorf("CreateSnapshot named %d bytes: %v, want ErrInvalidConfig", len(name), err)

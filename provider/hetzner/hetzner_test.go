@@ -31,9 +31,11 @@ var harness = providertest.Harness{
 		id := systemImage(srv.Cloud, "ubuntu-22.04", "x86_64")
 		return strconv.FormatInt(id, 10), id
 	},
-	MissingID:    "999999999",
-	ListPageSize: hetzner.PageSize,
-	BadRequests:  badRequests(),
+	MissingID:            "999999999",
+	ListPageSize:         hetzner.PageSize,
+	BadRequests:          badRequests(),
+	MalformedIDs:         []string{"", "0", "-1", "abc", "1.5", "99999999999999999999"},
+	MalformedSnapshotIDs: []string{"", "0", "-1", "abc", "1.5", "99999999999999999999"},
 }
 
 // systemImage returns the model ID of the system image name for arch.
@@ -311,8 +313,11 @@ func TestErrors(t *testing.T) {
 		if _, err := p.CreateInstance(ctx, req); !errors.As(err, &perr) || perr.Field != "Size" {
 			t.Fatalf("%v, want invalid config naming Size", err)
 		}
-		if _, err := p.GetInstance(ctx, "i-123"); !errors.As(err, &perr) || perr.Kind != provider.KindInvalidConfig {
-			t.Fatalf("GetInstance(i-123): %v, want invalid config", err)
+		if err := p.DestroyInstance(ctx, "i-123"); !errors.As(err, &perr) || perr.Kind != provider.KindInvalidConfig || perr.Field != "id" {
+			t.Fatalf("DestroyInstance(i-123): %v, want invalid config naming the id", err)
+		}
+		if _, err := p.GetInstance(ctx, "i-123"); !errors.Is(err, provider.ErrNotFound) {
+			t.Fatalf("GetInstance(i-123): %v, want not found (no server has that ID)", err)
 		}
 	})
 	t.Run("malformed, truncated and huge bodies", func(t *testing.T) {
