@@ -97,8 +97,11 @@ func suiteOptions() simcloud.Options {
 	return simcloud.Options{Seed: 1, BootDelay: suiteBoot, SnapshotDelay: suiteSnapshot}
 }
 
-// suiteConfig tunes a Config for the simulated cloud's scaled-down time.
-func suiteConfig(cfg provider.Config) provider.Config {
+// FastConfig tunes cfg for a simulated cloud's scaled-down time, as the
+// suite runs: waits that expect a 100 ms boot and poll every few
+// milliseconds, retries 5 ms apart, and timeouts of seconds. Driver tests
+// outside the suite use it too.
+func FastConfig(cfg provider.Config) provider.Config {
 	cfg.Timeouts = provider.ProviderTimeouts{
 		InstanceReady:  20 * time.Second,
 		ActionComplete: 20 * time.Second,
@@ -115,7 +118,7 @@ func setup(t *testing.T, h Harness, opts simcloud.Options, tweak func(*provider.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	srv := h.Start(t, opts)
-	cfg := suiteConfig(h.Config(srv))
+	cfg := FastConfig(h.Config(srv))
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -13,16 +13,13 @@ import (
 
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/provider/aws"
+	"github.com/spuffgo/spuff/providertest"
 	"github.com/spuffgo/spuff/providertest/ec2sim"
 	"github.com/spuffgo/spuff/providertest/simcloud"
 )
 
 func fastConfig(srv *simcloud.Server) provider.Config {
-	cfg := simConfig(srv)
-	cfg.WaitPolicy = provider.FixedWait(5 * time.Millisecond)
-	cfg.Retry = provider.RetryPolicy{InitialDelay: 2 * time.Millisecond, MaxDelay: 10 * time.Millisecond}
-	cfg.Timeouts = provider.ProviderTimeouts{InstanceReady: 10 * time.Second, ActionComplete: 10 * time.Second, HTTPRequest: 5 * time.Second}
-	return cfg
+	return providertest.FastConfig(simConfig(srv))
 }
 
 func fastOptions() simcloud.Options {

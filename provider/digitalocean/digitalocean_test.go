@@ -86,14 +86,6 @@ func TestConformance(t *testing.T) {
 	providertest.Run(t, harness)
 }
 
-// fast tunes a Config for the simulated cloud's scaled-down time.
-func fast(cfg provider.Config) provider.Config {
-	cfg.Timeouts = provider.ProviderTimeouts{InstanceReady: 20 * time.Second, ActionComplete: 20 * time.Second, PollInterval: 50 * time.Millisecond, HTTPRequest: 5 * time.Second}
-	cfg.WaitPolicy = provider.AdaptiveWait(100*time.Millisecond, 5*time.Millisecond, 50*time.Millisecond)
-	cfg.Retry = provider.RetryPolicy{MaxAttempts: 6, InitialDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
-	return cfg
-}
-
 type env struct {
 	t     *testing.T
 	ctx   context.Context
@@ -108,7 +100,7 @@ func setup(t *testing.T, opts simcloud.Options) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	srv := startValidated(t, opts)
-	p, err := digitalocean.Open(ctx, fast(config(srv)))
+	p, err := digitalocean.Open(ctx, providertest.FastConfig(config(srv)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +273,7 @@ func TestErrors(t *testing.T) {
 	}
 	e.cloud.ClearFaults()
 
-	bad, _ := digitalocean.Open(e.ctx, fast(provider.Config{Endpoint: e.srv.URL, Token: "wrong-token-9f8e7d"}))
+	bad, _ := digitalocean.Open(e.ctx, providertest.FastConfig(provider.Config{Endpoint: e.srv.URL, Token: "wrong-token-9f8e7d"}))
 	_, err = bad.ListInstances(e.ctx)
 	if !errors.Is(err, provider.ErrAuthentication) || strings.Contains(err.Error(), "wrong-token-9f8e7d") {
 		t.Errorf("wrong token: %v", err)

@@ -53,13 +53,9 @@ func TestConformance(t *testing.T) {
 	providertest.Run(t, harness)
 }
 
-// fastConfig tunes a Config for the simulated cloud's scaled-down time.
+// fastConfig reaches srv with the suite's scaled-down timeouts and waits.
 func fastConfig(srv *simcloud.Server) provider.Config {
-	cfg := harness.Config(srv)
-	cfg.Timeouts = provider.ProviderTimeouts{InstanceReady: 10 * time.Second, ActionComplete: 10 * time.Second, PollInterval: 50 * time.Millisecond, HTTPRequest: 5 * time.Second}
-	cfg.WaitPolicy = provider.AdaptiveWait(100*time.Millisecond, 5*time.Millisecond, 50*time.Millisecond)
-	cfg.Retry = provider.RetryPolicy{MaxAttempts: 5, InitialDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
-	return cfg
+	return providertest.FastConfig(harness.Config(srv))
 }
 
 func start(t *testing.T, opts simcloud.Options) (*simcloud.Server, *hetzner.Provider) {

@@ -172,12 +172,10 @@ func NewServer(opts simcloud.Options) *simcloud.Server {
 // tuned to its simulated time: polls at the pace of its boot delay rather
 // than a real droplet's.
 func Config(srv *simcloud.Server) provider.Config {
-	boot := srv.Cloud.Options().BootDelay
-	gap := max(boot/10, time.Millisecond)
 	return provider.Config{
 		Endpoint:   srv.URL,
 		Token:      provider.Secret(srv.Cloud.Token()),
-		WaitPolicy: provider.AdaptiveWait(boot, gap, max(boot/2, gap)),
+		WaitPolicy: srv.WaitPolicy(),
 	}
 }
 

@@ -170,14 +170,12 @@ func NewServer(opts simcloud.Options, hopts ...HandlerOption) *simcloud.Server {
 // account's access key (the secret key is not checked), the region
 // us-east-1, and a wait policy paced to its simulated boot time.
 func Config(srv *simcloud.Server) provider.Config {
-	boot := srv.Cloud.Options().BootDelay
-	gap := max(boot/10, time.Millisecond)
 	return provider.Config{
 		Endpoint:        srv.URL,
 		AccessKeyID:     srv.Cloud.Token(),
 		SecretAccessKey: "simulated",
 		Region:          Regions[0],
-		WaitPolicy:      provider.AdaptiveWait(boot, gap, max(boot/2, gap)),
+		WaitPolicy:      srv.WaitPolicy(),
 	}
 }
 

@@ -159,12 +159,10 @@ func NewServer(opts simcloud.Options, hopts ...Option) *simcloud.Server {
 // Config returns the provider.Config that reaches srv: its endpoint, its
 // account's token, and a wait policy paced to its simulated boot time.
 func Config(srv *simcloud.Server) provider.Config {
-	boot := srv.Cloud.Options().BootDelay
-	gap := max(boot/10, time.Millisecond)
 	return provider.Config{
 		Endpoint:   srv.URL,
 		Token:      provider.Secret(srv.Cloud.Token()),
-		WaitPolicy: provider.AdaptiveWait(boot, gap, max(boot/2, gap)),
+		WaitPolicy: srv.WaitPolicy(),
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"time"
+
+	"github.com/spuffgo/spuff/provider"
 )
 
 // Dialect renders what differs between clouds: error bodies and status
@@ -147,6 +149,16 @@ func NewServer(cloud *Cloud, h http.Handler) *Server {
 	s := httptest.NewUnstartedServer(h)
 	s.Start()
 	return &Server{URL: s.URL, Cloud: cloud, srv: s}
+}
+
+// WaitPolicy returns a wait policy paced to the cloud's simulated boot
+// time (the drivers' defaults expect real boot times of tens of seconds):
+// polls from half the boot time, at gaps of a tenth of it. The dialects'
+// Config functions set it.
+func (s *Server) WaitPolicy() provider.WaitPolicy {
+	boot := s.Cloud.Options().BootDelay
+	gap := max(boot/10, time.Millisecond)
+	return provider.AdaptiveWait(boot, gap, max(boot/2, gap))
 }
 
 // Client returns an HTTP client for the server.
