@@ -57,6 +57,10 @@ type Config struct {
 	// Region is the default region for clouds whose API is regional (AWS),
 	// used when a request does not name one and for account-wide calls.
 	Region string
+	// Regions are further regions a regional cloud (AWS) covers: listings
+	// and lookups by ID look in Region and in each of these. Empty means
+	// Region alone (plus the regions this Provider made something in).
+	Regions []string
 	// Endpoint overrides the API base URL, for simulated clouds, proxies and
 	// tests. Empty means the cloud's public endpoint.
 	Endpoint string

@@ -48,12 +48,23 @@ const (
 	// KindNetwork: the request did not reach the cloud or its answer was lost
 	// (connection refused or reset, EOF, DNS failure).
 	KindNetwork
+	// KindConflict: the request collides with a resource that already
+	// exists: a machine of the same name with other settings, or one spuff
+	// does not manage. Error.Existing names that resource; it is not the
+	// caller's to clean up.
+	KindConflict
+	// KindOutcomeUnknown: a call that changes something (a create) may or
+	// may not have made its change, and spuff could not find out in time.
+	// Nothing was made a second time. Repeating the same request resolves
+	// it: the resource is adopted if it exists, made if it does not.
+	KindOutcomeUnknown
 )
 
 var kindNames = [...]string{
 	"unknown error", "authentication failed", "rate limited", "not found",
 	"quota exceeded", "invalid config", "not supported", "timed out",
-	"API error", "unknown provider", "network error",
+	"API error", "unknown provider", "network error", "conflict",
+	"outcome unknown",
 }
 
 // String returns a short description of the kind ("not found").
@@ -81,6 +92,8 @@ var (
 	ErrAPI             = &sentinel{KindAPI}
 	ErrUnknownProvider = &sentinel{KindUnknownProvider}
 	ErrNetwork         = &sentinel{KindNetwork}
+	ErrConflict        = &sentinel{KindConflict}
+	ErrOutcomeUnknown  = &sentinel{KindOutcomeUnknown}
 )
 
 type sentinel struct{ kind Kind }
@@ -107,9 +120,20 @@ type Error struct {
 	Op string
 	// Resource is the kind of resource concerned ("instance", "snapshot").
 	Resource string
-	// ID is the resource's ID. When a create fails after the machine was
-	// made and could not be destroyed, ID is that machine's ID.
+	// ID is the ID of the resource the call was about (the instance a
+	// DestroyInstance named). It is never a reason to destroy anything:
+	// see Leftover.
 	ID string
+	// Leftover is the ID of a machine or snapshot that this very call
+	// made and left behind (it could not finish or clean up). It is set
+	// only for a resource this call created, never for one that existed
+	// before; the caller owns it and may destroy it. Cleanup code reads
+	// this field and no other.
+	Leftover string
+	// Existing is the ID of a resource that was there before the call and
+	// stands in its way, for KindConflict (the machine that holds the
+	// name). It is not the caller's to clean up.
+	Existing string
 	// Field names the invalid field for KindInvalidConfig ("Name",
 	// `Labels["env"]`).
 	Field string

@@ -100,9 +100,14 @@ const (
 	StatusOff
 	// StatusArchive is a stopped or archived machine.
 	StatusArchive
+	// StatusDestroying is a machine being destroyed: the cloud accepted
+	// its deletion and still shows it for a while (EC2's shutting-down,
+	// Hetzner's deleting). It is no longer live: ListInstances leaves it
+	// out, and a create never adopts it.
+	StatusDestroying
 )
 
-var statusNames = [...]string{"unknown", "new", "active", "off", "archive"}
+var statusNames = [...]string{"unknown", "new", "active", "off", "archive", "destroying"}
 
 // String returns the lower-case name of the status ("active").
 func (s Status) String() string {

@@ -239,6 +239,7 @@ func build(client *ec2.Client, cfg provider.Config, region string, policy *provi
 		used:     map[string]bool{},
 		imageMap: map[imageKey]cachedImage{},
 	}
+	p.opts.regions = append(p.opts.regions, cfg.Regions...)
 	for _, o := range opts {
 		o(&p.opts)
 	}
