@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -77,15 +76,16 @@ type Config struct {
 	// ("spuff"). Instances and snapshots carry OwnerLabel=Owner, and only
 	// those are listed.
 	Owner string
-	// WaitPolicy schedules polls while waiting; nil means AdaptiveWait tuned
-	// by the driver to its cloud's typical boot time.
+	// WaitPolicy schedules polls while waiting; nil means DefaultWait
+	// tuned to the cloud's typical boot or snapshot time.
 	WaitPolicy WaitPolicy `json:"-"`
 	// Retry is the retry policy of calls that are safe to repeat; zero
 	// fields take RetryPolicy's defaults.
 	Retry RetryPolicy
 	// Pacer paces API calls under the account's rate limit; nil means the
-	// pacer shared by every Provider of the same provider and credentials in
-	// this process (see SharedPacer).
+	// pacer shared by every Provider of the same provider and account in
+	// this process, with the cloud's published limits. Give one (NewPacer)
+	// to keep a Provider's budget apart, or to share one budget on purpose.
 	Pacer *Pacer `json:"-"`
 	// Getenv reads environment variables; nil means os.Getenv. Tests set it
 	// to stay independent of the process environment.
@@ -138,8 +138,3 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
-
-// A Factory builds a Provider from a Config. It is registered with Register
-// and called by Open. It must not make network calls that can hang: Open
-// passes a context, and a factory that checks credentials online honours it.
-type Factory func(ctx context.Context, cfg Config) (Provider, error)

@@ -4,76 +4,65 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"strconv"
+	"github.com/spuffgo/spuff/provider/driver"
 	"strings"
 	"time"
 )
 
 // Kind classifies an error portably, whatever cloud it came from.
-type Kind int
+type Kind = driver.Kind
 
 // The kinds of error a Provider returns. They follow the original spuff's
-// ProviderError variants.
+// ProviderError variants, plus conflict, outcome unknown and capacity.
 const (
 	// KindUnknown is an error that fits no other kind.
-	KindUnknown Kind = iota
+	KindUnknown = driver.KindUnknown
 	// KindAuthentication: the credentials are missing, wrong or lack a
-	// permission (HTTP 401 or 403).
-	KindAuthentication
+	// permission (HTTP 401 or 403). The message names the environment
+	// variable to set when none were found.
+	KindAuthentication = driver.KindAuthentication
 	// KindRateLimit: the account's API rate limit was hit (HTTP 429, EC2
-	// RequestLimitExceeded). Error.RetryAfter says how long to wait, when the
-	// cloud said.
-	KindRateLimit
+	// RequestLimitExceeded). Error.RetryAfter says how long to wait, when
+	// the cloud said.
+	KindRateLimit = driver.KindRateLimit
 	// KindNotFound: the instance, snapshot or other resource does not exist.
-	KindNotFound
+	KindNotFound = driver.KindNotFound
 	// KindQuotaExceeded: an account limit (machines, snapshots, cores) stops
 	// the operation.
-	KindQuotaExceeded
+	KindQuotaExceeded = driver.KindQuotaExceeded
 	// KindInvalidConfig: the request or configuration is invalid;
 	// Error.Field names the offending field when it is known.
-	KindInvalidConfig
+	KindInvalidConfig = driver.KindInvalidConfig
 	// KindNotSupported: the provider cannot do this.
-	KindNotSupported
+	KindNotSupported = driver.KindNotSupported
 	// KindTimeout: an operation did not finish in time; Error.Elapsed and
 	// Error.LastState say how long it ran and what it last saw.
-	KindTimeout
+	KindTimeout = driver.KindTimeout
 	// KindAPI: the cloud answered with an error status not covered by the
 	// other kinds; Error.Status has the HTTP status.
-	KindAPI
+	KindAPI = driver.KindAPI
 	// KindUnknownProvider: no provider is registered under the name asked for.
-	KindUnknownProvider
+	KindUnknownProvider = driver.KindUnknownProvider
 	// KindNetwork: the request did not reach the cloud or its answer was lost
 	// (connection refused or reset, EOF, DNS failure).
-	KindNetwork
+	KindNetwork = driver.KindNetwork
 	// KindConflict: the request collides with a resource that already
 	// exists: a machine of the same name with other settings, or one spuff
-	// does not manage. Error.Existing names that resource; it is not the
-	// caller's to clean up.
-	KindConflict
-	// KindOutcomeUnknown: a call that changes something (a create) may or
-	// may not have made its change, and spuff could not find out in time.
-	// Nothing was made a second time. Repeating the same request resolves
-	// it: the resource is adopted if it exists, made if it does not.
-	KindOutcomeUnknown
+	// does not manage on a cloud whose names are unique. Error.Existing
+	// names that resource; it is not the caller's to clean up.
+	KindConflict = driver.KindConflict
+	// KindOutcomeUnknown: a create may or may not have made its machine,
+	// and spuff could not find out in time. Nothing was made a second
+	// time. Repeating the same request resolves it: the machine is adopted
+	// once the cloud shows it.
+	KindOutcomeUnknown = driver.KindOutcomeUnknown
+	// KindCapacity: the cloud has no room for this size in this region or
+	// zone now (EC2 InsufficientInstanceCapacity, Hetzner
+	// resource_unavailable). Unlike KindQuotaExceeded it is not the
+	// account's limit, and unlike KindInvalidConfig the size exists:
+	// another placement, or the same one later, may work.
+	KindCapacity = driver.KindCapacity
 )
-
-var kindNames = [...]string{
-	"unknown error", "authentication failed", "rate limited", "not found",
-	"quota exceeded", "invalid config", "not supported", "timed out",
-	"API error", "unknown provider", "network error", "conflict",
-	"outcome unknown",
-}
-
-// String returns a short description of the kind ("not found").
-func (k Kind) String() string {
-	if k < 0 || int(k) >= len(kindNames) {
-		return kindNames[0]
-	}
-	return kindNames[k]
-}
 
 // Sentinel errors, one per Kind, for use with errors.Is:
 //
@@ -94,6 +83,7 @@ var (
 	ErrNetwork         = &sentinel{KindNetwork}
 	ErrConflict        = &sentinel{KindConflict}
 	ErrOutcomeUnknown  = &sentinel{KindOutcomeUnknown}
+	ErrCapacity        = &sentinel{KindCapacity}
 )
 
 type sentinel struct{ kind Kind }
@@ -154,6 +144,8 @@ type Error struct {
 	Message string
 	// Err is the underlying error (typically the SDK's), or nil.
 	Err error
+
+	retry bool // the cloud says to repeat it (see IsRetryable)
 }
 
 // Error formats the error as
@@ -212,7 +204,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Message)
 	}
-	if e.Err != nil {
+	if e.Err != nil && e.Err.Error() != "" {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
@@ -243,30 +235,28 @@ func KindOf(err error) Kind {
 	if errors.As(err, &s) {
 		return s.kind
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return KindTimeout
-	}
-	if isNetworkError(err) {
-		return KindNetwork
-	}
-	return KindUnknown
+	return driver.KindOf(err)
 }
 
 // IsRetryable reports whether repeating the failed call may succeed: true for
-// rate limits, timeouts, network errors (as in the original spuff) and API
-// errors with a 5xx status. A cancelled context is never retryable.
+// rate limits, timeouts, network errors (as in the original spuff), unknown
+// outcomes, API errors with a 5xx status and the errors a cloud says to repeat (Hetzner's
+// conflict and locked). A cancelled context is never retryable. Repeating a
+// CreateInstance or CreateSnapshot is always safe: the same request never
+// makes a second resource.
 func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
+	var e *Error
+	if errors.As(err, &e) && e.retry {
+		return true
+	}
 	switch KindOf(err) {
-	case KindRateLimit, KindTimeout, KindNetwork:
+	case KindRateLimit, KindTimeout, KindNetwork, KindOutcomeUnknown:
 		return true
 	case KindAPI:
-		var e *Error
-		if errors.As(err, &e) {
-			return e.Status >= 500
-		}
+		return errors.As(err, &e) && e.Status >= 500
 	}
 	return false
 }
@@ -281,78 +271,11 @@ func RetryAfter(err error) (time.Duration, bool) {
 	return 0, false
 }
 
-// KindForStatus maps an HTTP status to the Kind every cloud shares: 401 and
-// 403 are authentication, 404 not found, 400 and 422 invalid config, 429
-// rate limit, other 4xx and 5xx API errors. Drivers refine it with the
-// cloud's error codes (a quota is a 403 on Hetzner, a 422 on DigitalOcean).
-func KindForStatus(status int) Kind {
-	switch {
-	case status == http.StatusUnauthorized, status == http.StatusForbidden:
-		return KindAuthentication
-	case status == http.StatusNotFound:
-		return KindNotFound
-	case status == http.StatusBadRequest, status == http.StatusUnprocessableEntity:
-		return KindInvalidConfig
-	case status == http.StatusTooManyRequests:
-		return KindRateLimit
-	case status >= 400:
-		return KindAPI
-	}
-	return KindUnknown
-}
-
-// ParseRetryAfter parses a Retry-After header value: delay seconds (whole or
-// fractional) or an HTTP date, relative to now. It returns 0 for an empty or
-// malformed value.
-func ParseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if !(secs > 0 && secs <= 86400) { // also rejects NaN
-			return 0
-		}
-		return time.Duration(secs * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-// isNetworkError reports whether err is a transport failure: the request did
-// not get an HTTP answer.
-func isNetworkError(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return true
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return true
-	}
-	msg := err.Error()
-	for _, s := range []string{"connection reset", "connection refused", "broken pipe", "EOF", "server closed"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// Classify turns err, returned by an SDK call that got the given HTTP status
-// (0 when no response arrived), into an *Error of the right Kind for the
-// provider and operation. A nil err gives nil; an err that already holds an
-// *Error or is a context error is returned with provider and op filled in;
-// an err wrapping a sentinel (ErrNotFound, ...) keeps the sentinel's Kind.
-// Drivers refine the result with the cloud's own codes.
-func Classify(providerName, op string, status int, header http.Header, err error) error {
+// wrapErr turns what a driver call returned into an *Error of the
+// provider and operation: a *driver.Error keeps its details, a context's
+// error keeps matching it, a raw error is classified. An *Error already
+// made is filled in.
+func wrapErr(providerName, op string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -366,47 +289,26 @@ func Classify(providerName, op string, status int, header http.Header, err error
 		}
 		return err
 	}
-	if errors.Is(err, context.Canceled) {
-		return &Error{Kind: KindUnknown, Provider: providerName, Op: op, Message: "canceled", Err: err}
-	}
-	e := &Error{Provider: providerName, Op: op, Status: status, Err: err}
-	var s *sentinel
-	var tooLarge *BodyTooLargeError
+	e := &Error{Provider: providerName, Op: op, Err: err}
+	var de *driver.Error
 	switch {
-	case errors.As(err, &s):
-		// A driver that returned a sentinel (ErrNotFound, ...) has
-		// already said what kind of error it is.
-		e.Kind = s.kind
-	case errors.As(err, &tooLarge):
-		// An answer that cannot be read whole is as good as lost.
-		e.Kind = KindNetwork
-	case status >= 300:
-		e.Kind = KindForStatus(status)
-		if e.Kind == KindUnknown {
-			// A status the API does not answer errors with (a redirect
-			// the client did not follow).
-			e.Kind = KindAPI
-		}
-	case errors.Is(err, context.DeadlineExceeded):
-		e.Kind = KindTimeout
-	case isNetworkError(err):
-		e.Kind = KindNetwork
+	case errors.As(err, &de):
+		e.Kind, e.Status, e.Code, e.Field, e.RetryAfter, e.Message, e.retry = de.Kind, de.Status, de.Code, de.Field, de.RetryAfter, de.Message, de.Retry
+		e.Err = de.Err
+	case errors.Is(err, context.Canceled):
+		e.Kind, e.Message = KindUnknown, "canceled"
 	default:
-		e.Kind = KindUnknown
-	}
-	if e.Kind == KindRateLimit && header != nil {
-		e.RetryAfter = ParseRetryAfter(header.Get("Retry-After"), time.Now())
+		e.Kind = KindOf(err)
 	}
 	return e
 }
 
-// OutcomeUnknown reports whether a failed call that changes something (a
+// outcomeUnknown reports whether a failed call that changes something (a
 // create, a snapshot, a delete) may nonetheless have made the change: no
 // answer, a garbled or empty one, a timeout, a cancellation after the
 // request left, or a 5xx. A 3xx or 4xx answer, or an error found before
-// any call, means the change was not made. Drivers use it to decide when to
-// look for what a create may have made before making it again.
-func OutcomeUnknown(err error) bool {
+// any call, means the change was not made.
+func outcomeUnknown(err error) bool {
 	if err == nil {
 		return false
 	}
@@ -414,32 +316,20 @@ func OutcomeUnknown(err error) bool {
 	if errors.As(err, &perr) {
 		switch {
 		case perr.Status >= 500, perr.Status >= 200 && perr.Status < 300:
-			// A 5xx, or a success whose answer could not be read.
-			return true
+			return true // a 5xx, or a success whose answer could not be read
 		case perr.Status != 0:
 			return false
 		}
 	}
 	switch KindOf(err) {
-	case KindInvalidConfig, KindAuthentication, KindNotSupported, KindNotFound, KindUnknownProvider:
+	case KindInvalidConfig, KindAuthentication, KindNotSupported, KindNotFound, KindUnknownProvider,
+		KindConflict, KindQuotaExceeded, KindCapacity, KindRateLimit:
 		return false
 	}
 	return true
 }
 
-// MalformedID returns the error of an ID that cannot be one of the cloud's
-// (not of its format), found before any call. For a lookup (GetInstance,
-// WaitReady) it is an *Error of KindNotFound: no resource has that ID. For
-// an operation on the resource (DestroyInstance, CreateSnapshot,
-// DeleteSnapshot) it is an *Error of KindInvalidConfig naming the field
-// "id": the caller passed something that is not an ID at all, and
-// reporting success (destroy is idempotent) would hide the mistake.
-func MalformedID(providerName, op, resource, id, message string, lookup bool) *Error {
-	e := &Error{Provider: providerName, Op: op, Resource: resource, ID: id, Message: message}
-	if lookup {
-		e.Kind = KindNotFound
-	} else {
-		e.Kind, e.Field = KindInvalidConfig, "id"
-	}
-	return e
+// invalid returns an *Error of KindInvalidConfig naming field.
+func invalid(field, message string) *Error {
+	return &Error{Kind: KindInvalidConfig, Field: field, Message: message}
 }

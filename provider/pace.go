@@ -2,8 +2,8 @@ package provider
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"github.com/spuffgo/spuff/provider/driver"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -13,12 +13,9 @@ import (
 )
 
 // RateLimit is one window of a cloud's API rate limit: at most Requests
-// requests in any period Per (DigitalOcean: 250 per minute and 5,000 per
-// hour; Hetzner: 3,600 per hour).
-type RateLimit struct {
-	Requests int
-	Per      time.Duration
-}
+// requests in any period Per; with a Class, only requests of that class
+// (EC2's bucket per action).
+type RateLimit = driver.RateLimit
 
 // Pacer spaces API calls so that an account stays under its rate limit:
 // one token bucket per RateLimit window, refilled continuously, corrected by
@@ -44,6 +41,7 @@ type Pacer struct {
 }
 
 type bucket struct {
+	class  string // "" covers every request
 	limit  int
 	margin float64 // tokens kept in reserve
 	rate   float64 // tokens per second
@@ -76,6 +74,7 @@ func NewPacer(limits ...RateLimit) *Pacer {
 			continue
 		}
 		p.buckets = append(p.buckets, bucket{
+			class:  l.Class,
 			limit:  l.Requests,
 			margin: float64(l.Requests / 20),
 			rate:   float64(l.Requests) / l.Per.Seconds(),
@@ -88,11 +87,10 @@ func NewPacer(limits ...RateLimit) *Pacer {
 
 var sharedPacers sync.Map // account key -> *Pacer
 
-// SharedPacer returns the process-wide Pacer of the account named by key
-// (see AccountKey), creating it with limits on first use. Every Provider
-// built for the same account shares it, so one budget covers all their
-// goroutines.
-func SharedPacer(key string, limits ...RateLimit) *Pacer {
+// sharedPacer returns the process-wide Pacer of the account named by key,
+// creating it with limits on first use. Every Provider built for the same
+// account shares it, so one budget covers all their goroutines.
+func sharedPacer(key string, limits ...RateLimit) *Pacer {
 	if p, ok := sharedPacers.Load(key); ok {
 		return p.(*Pacer)
 	}
@@ -100,23 +98,14 @@ func SharedPacer(key string, limits ...RateLimit) *Pacer {
 	return p.(*Pacer)
 }
 
-// AccountKey names an account for SharedPacer: the provider, the endpoint
-// and a hash of the credential (never the credential itself).
-func AccountKey(providerName, endpoint, credential string) string {
-	sum := sha256.Sum256([]byte(credential))
-	return providerName + "|" + endpoint + "|" + hex.EncodeToString(sum[:12])
-}
-
 // Wait blocks until the account may make one more request, or ctx ends. It
-// reserves the slot it waited for. When ctx carries a slot a Policy
-// reserved on p before the attempt began (so that time queued behind the
-// rate limit does not eat the attempt's timeout), Wait takes that slot and
-// returns at once.
-func (p *Pacer) Wait(ctx context.Context) error {
+// takes the request's slot under the windows that cover every request.
+func (p *Pacer) Wait(ctx context.Context) error { return p.wait(ctx, "") }
+
+// wait is Wait for a request of the given class: it takes a slot of the
+// windows of that class too.
+func (p *Pacer) wait(ctx context.Context, class string) error {
 	if p == nil {
-		return ctx.Err()
-	}
-	if s, ok := ctx.Value(slotKey{}).(*slot); ok && s.pacer == p && s.used.CompareAndSwap(false, true) {
 		return ctx.Err()
 	}
 	var t *time.Timer
@@ -127,7 +116,7 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	}()
 	for first := true; ; first = false {
 		p.mu.Lock()
-		delay, gen := p.takeLocked(time.Now()), p.gen
+		delay, gen := p.takeLocked(time.Now(), class), p.gen
 		p.stats.Requests += b2i(first)
 		if delay > 0 {
 			p.stats.Delayed += b2i(first)
@@ -144,7 +133,7 @@ func (p *Pacer) Wait(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			p.giveBack()
+			p.giveBack(class)
 			return ctx.Err()
 		case <-t.C:
 		}
@@ -159,15 +148,21 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	}
 }
 
-// takeLocked takes a token from every window and returns how long the
-// request must wait for it.
-func (p *Pacer) takeLocked(now time.Time) time.Duration {
+// covers reports whether bucket b paces requests of class.
+func (b *bucket) covers(class string) bool { return b.class == "" || b.class == class }
+
+// takeLocked takes a token from every window covering class and returns
+// how long the request must wait for it.
+func (p *Pacer) takeLocked(now time.Time, class string) time.Duration {
 	var delay time.Duration
 	if d := p.until.Sub(now); d > 0 {
 		delay = d
 	}
 	for i := range p.buckets {
 		b := &p.buckets[i]
+		if !b.covers(class) {
+			continue
+		}
 		b.refill(now)
 		b.tokens--
 		if b.tokens < b.margin {
@@ -189,7 +184,7 @@ const pollShare = 0.5
 // pollShare of what the tightest window can admit in that time (its
 // tokens above the reserve, less what is already queued, plus its refill),
 // divided among the waits. +Inf for a Pacer without windows.
-func (p *Pacer) share(d time.Duration) float64 {
+func (p *Pacer) share(d time.Duration, class string) float64 {
 	if p == nil {
 		return math.Inf(1)
 	}
@@ -199,6 +194,9 @@ func (p *Pacer) share(d time.Duration) float64 {
 	now := time.Now()
 	for i := range p.buckets {
 		b := &p.buckets[i]
+		if !b.covers(class) {
+			continue
+		}
 		b.refill(now)
 		supply = min(supply, b.tokens-b.margin+b.rate*d.Seconds())
 	}
@@ -213,7 +211,7 @@ func (p *Pacer) share(d time.Duration) float64 {
 // bucket's size within gap (so a token spent now would otherwise be lost
 // to the full bucket), and no pause is on. Such a poll costs the other
 // calls nothing.
-func (p *Pacer) spare(gap time.Duration) bool {
+func (p *Pacer) spare(gap time.Duration, class string) bool {
 	if p == nil {
 		return true
 	}
@@ -225,6 +223,9 @@ func (p *Pacer) spare(gap time.Duration) bool {
 	}
 	for i := range p.buckets {
 		b := &p.buckets[i]
+		if !b.covers(class) {
+			continue
+		}
 		b.refill(now)
 		if b.tokens < b.margin+1 || b.tokens+b.rate*gap.Seconds() < float64(b.limit) {
 			return false
@@ -249,56 +250,15 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-// giveBack returns an unused slot to every window.
-func (p *Pacer) giveBack() {
+// giveBack returns an unused slot to every window covering class.
+func (p *Pacer) giveBack(class string) {
 	p.mu.Lock()
 	for i := range p.buckets {
-		p.buckets[i].tokens++
+		if p.buckets[i].covers(class) {
+			p.buckets[i].tokens++
+		}
 	}
 	p.mu.Unlock()
-}
-
-type slotKey struct{}
-
-// slot is a request slot reserved ahead of the request, carried by the
-// context it is a Value of.
-type slot struct {
-	context.Context
-	pacer *Pacer
-	used  atomic.Bool
-	// throttled is set when the paced transport saw a 429 answer to a
-	// request of this slot, so that the Policy does not count it twice.
-	throttled atomic.Bool
-}
-
-// Value returns the slot itself for slotKey.
-func (s *slot) Value(key any) any {
-	if key == (slotKey{}) {
-		return s
-	}
-	return s.Context.Value(key)
-}
-
-// reserve waits for a slot like Wait, and returns a context that carries
-// it: the first Wait on p with that context, or one derived from it, takes
-// the slot instead of waiting again. Release the slot once the attempt is
-// over: it is given back if no request took it. A nil Pacer reserves
-// nothing (and returns a nil slot, which releases nothing).
-func (p *Pacer) reserve(ctx context.Context) (*slot, error) {
-	if p == nil {
-		return nil, ctx.Err()
-	}
-	if err := p.Wait(ctx); err != nil {
-		return nil, err
-	}
-	return &slot{Context: ctx, pacer: p}, nil
-}
-
-// release gives the slot back unless a request took it.
-func (s *slot) release() {
-	if s != nil && s.used.CompareAndSwap(false, true) {
-		s.pacer.giveBack()
-	}
 }
 
 func (b *bucket) refill(now time.Time) {
@@ -338,7 +298,7 @@ func (p *Pacer) Observe(status int, h http.Header) {
 	if status == http.StatusTooManyRequests {
 		d := time.Duration(-1) // no Retry-After: the default pause
 		if v := header(h, "Retry-After"); v != "" {
-			d = ParseRetryAfter(v, now) // 0 for "retry now"
+			d = driver.ParseRetryAfter(v, now) // 0 for "retry now"
 		}
 		p.throttledLocked(now, d, !left)
 	}
@@ -430,8 +390,8 @@ func (p *Pacer) Stats() PacerStats {
 }
 
 // Transport returns a RoundTripper that waits on the Pacer before each
-// request and feeds it each answer's headers. A nil base means
-// http.DefaultTransport.
+// request and feeds it each answer's headers, for an SDK client a caller
+// builds. A nil base means http.DefaultTransport.
 func (p *Pacer) Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -453,17 +413,34 @@ func (p *Pacer) Client(c *http.Client) *http.Client {
 	return &cp
 }
 
+// pacedTransport waits on the pacer before each request, then bounds the
+// request (its answer's body included) by timeout — so that time queued
+// behind the rate limit does not count against it — and its answer's body
+// by limit, and feeds the pacer the answer's headers.
 type pacedTransport struct {
-	pacer *Pacer
-	base  http.RoundTripper
+	pacer   *Pacer
+	base    http.RoundTripper
+	timeout time.Duration                    // 0: none
+	limit   int64                            // 0: none
+	class   func(*http.Request) string // nil: every request is of class ""
 }
 
 func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := t.pacer.Wait(req.Context()); err != nil {
+	class := ""
+	if t.class != nil {
+		class = t.class(req)
+	}
+	if err := t.pacer.wait(req.Context(), class); err != nil {
 		if req.Body != nil {
 			req.Body.Close()
 		}
 		return nil, err
+	}
+	cancel := context.CancelFunc(func() {})
+	if t.timeout > 0 {
+		var ctx context.Context
+		ctx, cancel = context.WithTimeout(req.Context(), t.timeout)
+		req = req.WithContext(ctx)
 	}
 	t.pacer.mu.Lock()
 	t.pacer.inflight++
@@ -472,13 +449,26 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.pacer.mu.Lock()
 	t.pacer.inflight--
 	t.pacer.mu.Unlock()
-	if resp != nil {
-		t.pacer.Observe(resp.StatusCode, resp.Header)
-		if resp.StatusCode == http.StatusTooManyRequests {
-			if s, ok := req.Context().Value(slotKey{}).(*slot); ok {
-				s.throttled.Store(true)
-			}
-		}
+	if resp == nil || resp.Body == nil {
+		cancel()
+		return resp, err
 	}
+	t.pacer.Observe(resp.StatusCode, resp.Header)
+	if t.limit > 0 {
+		limitBody(resp, t.limit)
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 	return resp, err
+}
+
+// cancelBody ends a request's own deadline once its body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }

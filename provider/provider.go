@@ -26,21 +26,28 @@ type Provider interface {
 	// CreateInstance validates req before any network call, creates the
 	// machine labelled as managed by spuff plus req.Labels, and returns it,
 	// possibly still booting. Retrying a create with the same request never
-	// leaves two machines. If the create fails after the machine exists, the
-	// driver destroys it or returns its ID inside the error (Error.ID).
+	// leaves two machines, and a machine of the same name with other
+	// settings is an ErrConflict naming it in Error.Existing, never adopted
+	// nor touched. If the create fails after this call made a machine, the
+	// error names it in Error.Leftover (see the package's exactly-once
+	// protocol).
 	CreateInstance(ctx context.Context, req InstanceRequest) (*Instance, error)
 
-	// DestroyInstance destroys the instance. Destroying an instance that is
-	// already gone succeeds; an ID that is not of the cloud's format is an
-	// error matching ErrInvalidConfig (see MalformedID).
+	// DestroyInstance asks the cloud to destroy the instance and returns
+	// once it accepted: the machine may be shown for a while after, with
+	// StatusDestroying. Destroying an instance that is already gone
+	// succeeds; an ID that is not of the cloud's format is an error
+	// matching ErrInvalidConfig naming the field "id".
 	DestroyInstance(ctx context.Context, id string) error
 
-	// GetInstance returns the instance with the given ID, or an error
-	// matching ErrNotFound (also for an ID not of the cloud's format).
+	// GetInstance returns the instance with the given ID (with
+	// StatusDestroying while it is being destroyed), or an error matching
+	// ErrNotFound (also for an ID not of the cloud's format).
 	GetInstance(ctx context.Context, id string) (*Instance, error)
 
-	// ListInstances returns every instance managed by spuff on this account
-	// (all pages), and only those.
+	// ListInstances returns every live instance managed by spuff on this
+	// account (all pages), and only those: machines being destroyed are
+	// left out.
 	ListInstances(ctx context.Context) ([]*Instance, error)
 
 	// WaitReady returns the instance once it is running and has a public IP.
@@ -49,11 +56,16 @@ type Provider interface {
 	WaitReady(ctx context.Context, id string) (*Instance, error)
 
 	// CreateSnapshot snapshots the instance, waits until the snapshot is
-	// usable, and returns it with its real ID, labelled as managed. An
-	// instance ID not of the cloud's format matches ErrInvalidConfig.
+	// usable, and returns it with its real ID, labelled as managed.
+	// Repeating it (after a timeout, say) resumes the snapshot of the same
+	// instance and name rather than making a second. A snapshot still being
+	// made when the wait ends is left labelled as managed and named in
+	// Error.Leftover; one that failed is deleted. An instance ID not of the
+	// cloud's format matches ErrInvalidConfig.
 	CreateSnapshot(ctx context.Context, instanceID, name string) (*Snapshot, error)
 
-	// ListSnapshots returns the snapshots managed by spuff, and only those.
+	// ListSnapshots returns the snapshots managed by spuff, and only those,
+	// with their Status (being made, available or failed).
 	ListSnapshots(ctx context.Context) ([]*Snapshot, error)
 
 	// DeleteSnapshot deletes the snapshot and any storage behind it.
@@ -63,6 +75,12 @@ type Provider interface {
 
 	// ListSSHKeys returns the SSH keys registered on the account.
 	ListSSHKeys(ctx context.Context) ([]*SSHKey, error)
+
+	// As is the escape hatch to the driver's SDK: when target is a
+	// pointer to the driver's client type (**godo.Client,
+	// **hcloud.Client, **ec2.Client), it sets it and reports true. A
+	// *Stats target gets the Provider's call counts.
+	As(target any) bool
 }
 
 // Capabilities reports what a Provider supports.
@@ -184,6 +202,41 @@ type Snapshot struct {
 	SizeGB float64
 	// Labels are the caller-visible labels, without the ownership label.
 	Labels map[string]string
+	// Status says whether the snapshot is usable yet.
+	Status SnapshotStatus
+}
+
+// Clone returns a deep copy of the snapshot.
+func (s *Snapshot) Clone() *Snapshot {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Labels = maps.Clone(s.Labels)
+	return &c
+}
+
+// SnapshotStatus says how far a snapshot has got.
+type SnapshotStatus int
+
+// The states of a snapshot.
+const (
+	// SnapshotAvailable is a usable snapshot.
+	SnapshotAvailable SnapshotStatus = iota
+	// SnapshotPending is a snapshot still being made.
+	SnapshotPending
+	// SnapshotFailed is a snapshot the cloud failed to make.
+	SnapshotFailed
+)
+
+var snapshotStatusNames = [...]string{"available", "pending", "failed"}
+
+// String returns the lower-case name of the status ("available").
+func (s SnapshotStatus) String() string {
+	if s < 0 || int(s) >= len(snapshotStatusNames) {
+		return "unknown"
+	}
+	return snapshotStatusNames[s]
 }
 
 // SSHKey is a public key registered on the cloud account.

@@ -5,36 +5,36 @@ import (
 	"time"
 )
 
-// ConsistencyWindow is how long after a driver created a resource a "not
+// consistencyWindow is how long after a driver created a resource a "not
 // found" for it is taken to mean "not visible yet" (clouds are eventually
 // consistent: EC2 documents it, and a load balancer may route a read to a
 // replica that has not seen the create) rather than "gone".
-const ConsistencyWindow = time.Minute
+const consistencyWindow = time.Minute
 
-// maxRecent bounds the keys a Recent holds.
+// maxRecent bounds the keys a recent holds.
 const maxRecent = 4096
 
-// Recent remembers keys for a while: the resources a driver created lately,
+// recent remembers keys for a while: the resources a driver created lately,
 // or the creates whose outcome is unknown. It holds at most a few thousand
 // keys, forgetting the oldest first. The zero value is ready to use; safe
 // for concurrent use.
-type Recent struct {
-	// TTL is how long a key is remembered; 0 means ConsistencyWindow.
-	TTL time.Duration
+type recent struct {
+	// life is how long a key is remembered; 0 means consistencyWindow.
+	life time.Duration
 
 	mu sync.Mutex
 	at map[string]time.Time
 }
 
-func (r *Recent) ttl() time.Duration {
-	if r.TTL > 0 {
-		return r.TTL
+func (r *recent) ttl() time.Duration {
+	if r.life > 0 {
+		return r.life
 	}
-	return ConsistencyWindow
+	return consistencyWindow
 }
 
-// Add remembers key from now on.
-func (r *Recent) Add(key string) {
+// add remembers key from now on.
+func (r *recent) add(key string) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -58,9 +58,9 @@ func (r *Recent) Add(key string) {
 	r.at[key] = now
 }
 
-// Age returns how long ago key was added, and whether that is within the
+// age returns how long ago key was added, and whether that is within the
 // TTL.
-func (r *Recent) Age(key string) (time.Duration, bool) {
+func (r *recent) age(key string) (time.Duration, bool) {
 	r.mu.Lock()
 	t, ok := r.at[key]
 	r.mu.Unlock()
@@ -71,15 +71,15 @@ func (r *Recent) Age(key string) (time.Duration, bool) {
 	return age, age < r.ttl()
 }
 
-// Remove forgets key.
-func (r *Recent) Remove(key string) {
+// remove forgets key.
+func (r *recent) remove(key string) {
 	r.mu.Lock()
 	delete(r.at, key)
 	r.mu.Unlock()
 }
 
-// Has reports whether key was added within the TTL.
-func (r *Recent) Has(key string) bool {
-	_, ok := r.Age(key)
+// has reports whether key was added within the TTL.
+func (r *recent) has(key string) bool {
+	_, ok := r.age(key)
 	return ok
 }

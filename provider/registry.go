@@ -3,49 +3,50 @@ package provider
 import (
 	"context"
 	"fmt"
+	"github.com/spuffgo/spuff/provider/driver"
 	"sort"
 	"strings"
 	"sync"
 )
 
-// Registry maps provider names to factories. The zero value is empty and
+// Registry maps provider names to drivers. The zero value is empty and
 // ready to use. Most programs use the default registry through Register,
 // Open and Names; tests make their own with NewRegistry.
 type Registry struct {
-	mu        sync.RWMutex
-	factories map[string]Factory
+	mu      sync.RWMutex
+	openers map[string]driver.Opener
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{} }
 
-// Register makes a provider available under name. It panics if name is
-// empty, factory is nil, or name is already registered, as database/sql's
+// Register makes the driver o opens available under name. It panics if
+// name is empty, o is nil, or name is already registered, as database/sql's
 // Register does: these are programming errors found at init.
-func (r *Registry) Register(name string, factory Factory) {
+func (r *Registry) Register(name string, o driver.Opener) {
 	if name == "" {
 		panic("spuff: Register with an empty provider name")
 	}
-	if factory == nil {
-		panic("spuff: Register factory is nil for provider " + name)
+	if o == nil {
+		panic("spuff: Register driver is nil for provider " + name)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, dup := r.factories[name]; dup {
+	if _, dup := r.openers[name]; dup {
 		panic("spuff: Register called twice for provider " + name)
 	}
-	if r.factories == nil {
-		r.factories = make(map[string]Factory)
+	if r.openers == nil {
+		r.openers = make(map[string]driver.Opener)
 	}
-	r.factories[name] = factory
+	r.openers[name] = o
 }
 
 // Names returns the registered names, sorted.
 func (r *Registry) Names() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.factories))
-	for n := range r.factories {
+	names := make([]string, 0, len(r.openers))
+	for n := range r.openers {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -57,19 +58,12 @@ func (r *Registry) Names() []string {
 // reminds of the blank import that registers a driver.
 func (r *Registry) Open(ctx context.Context, name string, cfg Config) (Provider, error) {
 	r.mu.RLock()
-	f := r.factories[name]
+	o := r.openers[name]
 	r.mu.RUnlock()
-	if f == nil {
+	if o == nil {
 		return nil, r.unknown(name)
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, Classify(name, "Open", 0, nil, err)
-	}
-	p, err := f(ctx, cfg)
-	if err != nil {
-		return nil, Classify(name, "Open", 0, nil, err)
-	}
-	return p, nil
+	return OpenDriver(ctx, name, o, cfg)
 }
 
 func (r *Registry) unknown(name string) error {
@@ -104,8 +98,8 @@ var defaultRegistry Registry
 //
 //	import _ "github.com/spuffgo/spuff/provider/hetzner"
 //
-// It panics if name is empty or already registered, or factory is nil.
-func Register(name string, factory Factory) { defaultRegistry.Register(name, factory) }
+// It panics if name is empty or already registered, or o is nil.
+func Register(name string, o driver.Opener) { defaultRegistry.Register(name, o) }
 
 // Open builds the provider registered under name in the default registry.
 func Open(ctx context.Context, name string, cfg Config) (Provider, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -12,6 +13,10 @@ import (
 // ListSnapshots return only resources that carry it; callers cannot set it
 // through InstanceRequest.Labels.
 const OwnerLabel = "managed-by"
+
+// reservedPrefix starts the keys of the labels spuff sets besides the
+// ownership label (the request key, the expiry).
+const reservedPrefix = "spuff-"
 
 // DefaultOwner is the ownership label value used when Config.Owner is empty.
 const DefaultOwner = "spuff"
@@ -56,29 +61,21 @@ type InstanceRequest struct {
 	SSHKeys []string
 }
 
-// Limits are the per-cloud constraints a driver adds to the common rules
-// when it validates a request (see InstanceRequest.ValidateWith).
-type Limits struct {
-	// MaxUserDataBytes is the largest user data the cloud accepts; 0 means no
-	// limit of its own.
-	MaxUserDataBytes int
-	// UserDataUTF8 requires user data to be valid UTF-8 (clouds that carry it
-	// in JSON strings).
-	UserDataUTF8 bool
-	// Check, if set, runs after the common rules pass, for anything else the
-	// cloud rejects. It should return errors made with InvalidField.
-	Check func(req *InstanceRequest) error
-}
-
 // Validate checks req against the rules every cloud shares and returns the
 // first violation as an *Error of KindInvalidConfig whose Field names the
-// offending field. It makes no network call.
-func (req *InstanceRequest) Validate() error { return req.ValidateWith(Limits{}) }
+// offending field. It makes no network call. CreateInstance checks these
+// rules and the cloud's own (user data size, region and size formats)
+// before any call.
+func (req *InstanceRequest) Validate() error { return req.validate(rules{}) }
 
-// ValidateWith checks req against the common rules and then the driver's
-// limits. Drivers call it at the top of CreateInstance, before any network
-// call.
-func (req *InstanceRequest) ValidateWith(l Limits) error {
+// rules are a cloud's constraints beyond the common ones.
+type rules struct {
+	maxUserData  int  // 0: no limit of its own
+	userDataUTF8 bool // user data travels in JSON
+	maxLabel     int  // longest label value, 0: MaxLabelValueLength
+}
+
+func (req *InstanceRequest) validate(l rules) error {
 	if req == nil {
 		return invalid("InstanceRequest", "request is nil")
 	}
@@ -94,13 +91,13 @@ func (req *InstanceRequest) ValidateWith(l Limits) error {
 	if err := req.Image.Validate(); err != nil {
 		return err
 	}
-	if l.MaxUserDataBytes > 0 && len(req.UserData) > l.MaxUserDataBytes {
-		return invalid("UserData", fmt.Sprintf("user data is %d bytes; the limit is %d", len(req.UserData), l.MaxUserDataBytes))
+	if l.maxUserData > 0 && len(req.UserData) > l.maxUserData {
+		return invalid("UserData", fmt.Sprintf("user data is %d bytes; the limit is %d", len(req.UserData), l.maxUserData))
 	}
-	if l.UserDataUTF8 && !utf8.ValidString(req.UserData) {
+	if l.userDataUTF8 && !utf8.ValidString(req.UserData) {
 		return invalid("UserData", "user data is not valid UTF-8")
 	}
-	if err := checkLabels(req.Labels); err != nil {
+	if err := checkLabels(req.Labels, l.maxLabel); err != nil {
 		return err
 	}
 	seen := make(map[string]bool, len(req.SSHKeys))
@@ -117,9 +114,6 @@ func (req *InstanceRequest) ValidateWith(l Limits) error {
 		}
 		seen[k] = true
 	}
-	if l.Check != nil {
-		return l.Check(req)
-	}
 	return nil
 }
 
@@ -128,22 +122,17 @@ func checkName(name string) error {
 	case name == "":
 		return invalid("Name", "name is required")
 	case len(name) > MaxNameLength:
-		return invalid("Name", fmt.Sprintf("name is %d characters; the limit is %d", len(name), MaxNameLength))
+		return invalid("Name", fmt.Sprintf("name is %d bytes; the limit is %d", len(name), MaxNameLength))
 	}
-	start := 0
-	for i := 0; i <= len(name); i++ {
-		if i < len(name) && name[i] != '.' {
-			c := name[i]
-			if !isAlnum(c) && c != '-' {
-				return invalid("Name", fmt.Sprintf("name %q contains %q; use letters, digits, '-' and '.'", name, rune(c)))
-			}
-			continue
+	for _, r := range name {
+		if r >= utf8.RuneSelf || !isAlnum(byte(r)) && r != '-' && r != '.' {
+			return invalid("Name", fmt.Sprintf("name %q contains %q; use letters, digits, '-' and '.'", name, r))
 		}
-		part := name[start:i]
+	}
+	for part := range strings.SplitSeq(name, ".") {
 		if part == "" || !isAlnum(part[0]) || !isAlnum(part[len(part)-1]) {
 			return invalid("Name", fmt.Sprintf("name %q: each dot-separated part must start and end with a letter or digit", name))
 		}
-		start = i + 1
 	}
 	return nil
 }
@@ -166,7 +155,10 @@ func checkToken(field, v string) error {
 	return nil
 }
 
-func checkLabels(labels map[string]string) error {
+func checkLabels(labels map[string]string, maxValue int) error {
+	if maxValue <= 0 || maxValue > MaxLabelValueLength {
+		maxValue = MaxLabelValueLength
+	}
 	if len(labels) > MaxLabels {
 		return invalid("Labels", fmt.Sprintf("%d labels; the limit is %d", len(labels), MaxLabels))
 	}
@@ -177,15 +169,15 @@ func checkLabels(labels map[string]string) error {
 	sort.Strings(keys) // report the same violation every time
 	for _, k := range keys {
 		field := fmt.Sprintf("Labels[%q]", k)
-		if k == OwnerLabel {
-			return invalid(field, "the label "+OwnerLabel+" is reserved for the ownership label")
+		if k == OwnerLabel || strings.HasPrefix(k, reservedPrefix) {
+			return invalid(field, "the label "+OwnerLabel+" and labels starting with "+reservedPrefix+" are reserved for spuff's own")
 		}
 		if k == "" || len(k) > MaxLabelKeyLength || !labelWord(k) {
 			return invalid(field, fmt.Sprintf("label key must be 1 to %d letters, digits, '-' or '_', starting and ending with a letter or digit", MaxLabelKeyLength))
 		}
 		v := labels[k]
-		if v != "" && (len(v) > MaxLabelValueLength || !labelWord(v)) {
-			return invalid(field, fmt.Sprintf("label value must be empty or 1 to %d letters, digits, '-' or '_', starting and ending with a letter or digit", MaxLabelValueLength))
+		if v != "" && (len(v) > maxValue || !labelWord(v)) {
+			return invalid(field, fmt.Sprintf("label value must be empty or 1 to %d letters, digits, '-' or '_', starting and ending with a letter or digit", maxValue))
 		}
 	}
 	return nil
@@ -214,12 +206,4 @@ func printableASCII(s string) bool {
 		}
 	}
 	return true
-}
-
-// InvalidField returns an *Error of KindInvalidConfig naming field, for
-// drivers' Limits.Check and option validation.
-func InvalidField(field, message string) *Error { return invalid(field, message) }
-
-func invalid(field, message string) *Error {
-	return &Error{Kind: KindInvalidConfig, Field: field, Message: message}
 }

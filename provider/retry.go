@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -47,6 +46,14 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // the attempts run out or ctx ends, and returns fn's last error. fn must be
 // safe to repeat.
 func (p RetryPolicy) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	return p.loop(ctx, func(ctx context.Context) (bool, error) {
+		err := fn(ctx)
+		return IsRetryable(err), err
+	})
+}
+
+// loop is Do with fn saying whether its error is worth another attempt.
+func (p RetryPolicy) loop(ctx context.Context, fn func(ctx context.Context) (bool, error)) error {
 	p = p.withDefaults()
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     p.InitialDelay,
@@ -59,8 +66,8 @@ func (p RetryPolicy) Do(ctx context.Context, fn func(ctx context.Context) error)
 	b.Reset()
 	var timer *time.Timer
 	for attempt := 1; ; attempt++ {
-		err := p.attempt(ctx, fn)
-		if err == nil || attempt >= p.MaxAttempts || !IsRetryable(err) || ctx.Err() != nil {
+		again, err := p.attempt(ctx, fn)
+		if err == nil || attempt >= p.MaxAttempts || !again || ctx.Err() != nil {
 			return err
 		}
 		delay := b.NextBackOff()
@@ -87,21 +94,11 @@ func (p RetryPolicy) Do(ctx context.Context, fn func(ctx context.Context) error)
 	}
 }
 
-func (p RetryPolicy) attempt(ctx context.Context, fn func(ctx context.Context) error) error {
+func (p RetryPolicy) attempt(ctx context.Context, fn func(ctx context.Context) (bool, error)) (bool, error) {
 	if p.AttemptTimeout <= 0 {
 		return fn(ctx)
 	}
 	actx, cancel := context.WithTimeout(ctx, p.AttemptTimeout)
 	defer cancel()
 	return fn(actx)
-}
-
-// logRetry returns an OnRetry that logs at debug level and then calls next.
-func logRetry(log *slog.Logger, providerName, op string, next func(int, error, time.Duration)) func(int, error, time.Duration) {
-	return func(attempt int, err error, delay time.Duration) {
-		log.Debug("spuff: retrying", "provider", providerName, "op", op, "attempt", attempt, "kind", KindOf(err).String(), "delay", delay)
-		if next != nil {
-			next(attempt, err, delay)
-		}
-	}
 }

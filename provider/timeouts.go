@@ -29,11 +29,17 @@ type ProviderTimeouts struct {
 	// CloudInit bounds waiting for cloud-init to finish, for callers that do
 	// so. Default 10 minutes.
 	CloudInit time.Duration
+	// Lookup bounds how long a create whose outcome is unknown (its answer
+	// was lost) looks for the machine it may have made before it gives up
+	// with ErrOutcomeUnknown, on clouds without native idempotency; the
+	// Provider then remembers the request for 6 times as long (a minute by default), and makes
+	// no second machine for it meanwhile. Default 10 seconds.
+	Lookup time.Duration
 }
 
 // DefaultTimeouts returns the defaults: instance ready 5 min, action complete
 // 10 min, poll interval 5 s, HTTP request 30 s, SSH connect 5 min, cloud-init
-// 10 min.
+// 10 min, lookup 10 s.
 func DefaultTimeouts() ProviderTimeouts {
 	return ProviderTimeouts{
 		InstanceReady:  5 * time.Minute,
@@ -42,6 +48,7 @@ func DefaultTimeouts() ProviderTimeouts {
 		HTTPRequest:    30 * time.Second,
 		SSHConnect:     5 * time.Minute,
 		CloudInit:      10 * time.Minute,
+		Lookup:         10 * time.Second,
 	}
 }
 
@@ -60,5 +67,6 @@ func (t ProviderTimeouts) WithDefaults() ProviderTimeouts {
 	set(&t.HTTPRequest, d.HTTPRequest)
 	set(&t.SSHConnect, d.SSHConnect)
 	set(&t.CloudInit, d.CloudInit)
+	set(&t.Lookup, d.Lookup)
 	return t
 }

@@ -28,6 +28,22 @@ func FixedWait(d time.Duration) WaitPolicy {
 	return func() Backoff { return backoff.NewConstantBackOff(d) }
 }
 
+// DefaultWait is the wait policy a Provider uses when Config.WaitPolicy is
+// nil: AdaptiveWait(expected, minGap, t.PollInterval) with minGap 3/10 of
+// t.PollInterval or a twelfth of expected, whichever is shorter. With the
+// default 5 s poll interval, polls come at gaps of 1.5 s to 5 s around the
+// cloud's expected boot time (1.25 s for a 15 s boot): closer polls would
+// notice readiness less than a second sooner, at the price of more calls.
+// Zero fields of t take their defaults.
+func DefaultWait(expected time.Duration, t ProviderTimeouts) WaitPolicy {
+	t = t.WithDefaults()
+	minGap := t.PollInterval * 3 / 10
+	if expected > 0 {
+		minGap = min(minGap, expected/12)
+	}
+	return AdaptiveWait(expected, minGap, t.PollInterval)
+}
+
 // ExponentialWait polls after delays that grow from initial by factor up to
 // max, each randomized by ±jitter (0.2 means ±20 %).
 func ExponentialWait(initial, max time.Duration, factor, jitter float64) WaitPolicy {
@@ -74,7 +90,7 @@ func ExponentialWait(initial, max time.Duration, factor, jitter float64) WaitPol
 //
 // The schedule can resume part-way (it is a Resumer): a wait that starts
 // when the awaited change is already under way (the instance was created
-// age ago, see Waiter.Since and Policy.Created) skips the immediate poll
+// age ago, see waiter.Since and the create) skips the immediate poll
 // and the polls that would have come before age.
 //
 // With expected 0 nothing is known: gaps are a tenth of the time waited so
@@ -109,7 +125,7 @@ type adaptive struct {
 	late                     bool // past the window
 
 	// budget, if set, returns how many polls the wait may make over the
-	// next d (see Waiter).
+	// next d (see waiter).
 	budget func(d time.Duration) float64
 	// must is the time (as elapsed) from which the next poll in the
 	// window is one the budget affords; the polls before it are
@@ -239,16 +255,16 @@ func jitter(d time.Duration, f float64) time.Duration {
 	return time.Duration(math.Max(0, float64(d)+delta))
 }
 
-// PollFunc is one check of a wait. It returns done once the awaited
+// pollFunc is one check of a wait. It returns done once the awaited
 // condition holds, and a short description of the state it saw, reported in
 // logs and in the timeout error. A retryable error (see IsRetryable) is
 // ridden over and the wait goes on; any other error ends the wait.
-type PollFunc func(ctx context.Context) (done bool, state string, err error)
+type pollFunc func(ctx context.Context) (done bool, state string, err error)
 
-// Waiter polls until a condition holds, the timeout passes or ctx ends. It is
+// waiter polls until a condition holds, the timeout passes or ctx ends. It is
 // the one waiting loop every driver uses, for WaitReady, actions and
 // snapshots.
-type Waiter struct {
+type waiter struct {
 	// Provider, Op, Resource and ID name what is awaited, for errors and logs.
 	Provider, Op, Resource, ID string
 	// Timeout bounds the wait; 0 leaves only ctx to bound it.
@@ -279,7 +295,7 @@ type Waiter struct {
 // timeout it returns an *Error of KindTimeout with the elapsed time and the
 // last state seen, wrapping the last transient error if any; when ctx is
 // cancelled it returns an error matching context.Canceled.
-func (w *Waiter) Wait(ctx context.Context, poll PollFunc) error {
+func (w *waiter) Wait(ctx context.Context, poll pollFunc) error {
 	start := time.Now()
 	if w.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -409,7 +425,7 @@ func deadlinePassed(ctx context.Context) bool {
 
 // ended reports why ctx ended: a timeout error for a deadline, a
 // cancellation error otherwise.
-func (w *Waiter) ended(ctx context.Context, start time.Time, lastState string, lastErr error) error {
+func (w *waiter) ended(ctx context.Context, start time.Time, lastState string, lastErr error) error {
 	if err := ctx.Err(); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		return w.timeout(start, lastState, lastErr)
 	}
@@ -417,7 +433,7 @@ func (w *Waiter) ended(ctx context.Context, start time.Time, lastState string, l
 		LastState: lastState, Message: "canceled while waiting (last state: " + lastState + ")", Err: ctx.Err()}
 }
 
-func (w *Waiter) timeout(start time.Time, lastState string, lastErr error) error {
+func (w *waiter) timeout(start time.Time, lastState string, lastErr error) error {
 	err := lastErr
 	if err == nil {
 		err = context.DeadlineExceeded

@@ -107,6 +107,7 @@ func FastConfig(cfg provider.Config) provider.Config {
 		ActionComplete: 20 * time.Second,
 		PollInterval:   50 * time.Millisecond,
 		HTTPRequest:    5 * time.Second,
+		Lookup:         100 * time.Millisecond,
 	}
 	cfg.WaitPolicy = provider.AdaptiveWait(suiteBoot, 5*time.Millisecond, 50*time.Millisecond)
 	cfg.Retry = provider.RetryPolicy{MaxAttempts: 6, InitialDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
@@ -833,7 +834,9 @@ func testErrCloudInvalid(t *testing.T, h Harness) {
 }
 
 // createRetrying creates like a careful caller: it repeats the same request
-// while the error is retryable.
+// while the error is retryable, pausing a little between attempts (an
+// unknown outcome settles once the cloud has had time to show what it
+// made).
 func createRetrying(ctx context.Context, p provider.Provider, req provider.InstanceRequest, attempts int) (*provider.Instance, int, error) {
 	var err error
 	for i := 1; i <= attempts; i++ {
@@ -845,6 +848,15 @@ func createRetrying(ctx context.Context, p provider.Provider, req provider.Insta
 		if !provider.IsRetryable(err) {
 			return nil, i, err
 		}
+		pause := 50 * time.Millisecond
+		if d, ok := provider.RetryAfter(err); ok {
+			pause = max(pause, d)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, i, err
+		case <-time.After(pause):
+		}
 	}
 	return nil, attempts, err
 }
@@ -853,7 +865,7 @@ func testLostCreate(t *testing.T, h Harness) {
 	e := setup(t, h, suiteOptions(), nil)
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultLoseResponse})
 	req := h.Request(e.name("lost"))
-	inst, attempts, err := createRetrying(e.ctx, e.p, req, 4)
+	inst, attempts, err := createRetrying(e.ctx, e.p, req, 40)
 	if err != nil {
 		t.Fatalf("CreateInstance after a lost answer, %d attempts: %v", attempts, err)
 	}
@@ -878,7 +890,7 @@ func testDroppedCreate(t *testing.T, h Harness) {
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultDrop})
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultUnavailable})
 	req := h.Request(e.name("dropped"))
-	inst, attempts, err := createRetrying(e.ctx, e.p, req, 5)
+	inst, attempts, err := createRetrying(e.ctx, e.p, req, 40)
 	if err != nil {
 		t.Fatalf("CreateInstance after a dropped connection and a 503, %d attempts: %v", attempts, err)
 	}

@@ -7,7 +7,10 @@
 //	p, err := provider.Open(ctx, "digitalocean", provider.Config{}) // token from DIGITALOCEAN_TOKEN
 //
 // New builds one on a *godo.Client the caller made, for full control of the
-// transport.
+// transport; As reaches the client of either:
+//
+//	var c *godo.Client
+//	p.As(&c)
 //
 // # Configuration
 //
@@ -35,31 +38,30 @@
 //     JSON string), checked before any call. Droplet names take letters,
 //     digits, '.' and '-' only.
 //
-// # Retries
+// # Retries and exactly-once
 //
 // godo's own retries are off: the driver builds its client with godo.New on
-// a plain, paced *http.Client that adds the token (godo.NewFromToken would
-// retry every request four times, a create included, which can make a
-// second droplet; and godo.WithRetryAndBackoffs panics on a client that is
-// not OAuth2's). spuff's retry policy is the only one. Droplet names are
-// not unique on DigitalOcean, so a create is protected by a lookup: before
-// creating, and again after a create whose outcome is unknown (a lost
-// answer, a 5xx, a timeout), the driver lists the live droplets with the
-// ownership tag and the exact name, and adopts the one it finds instead of
-// making a second. DigitalOcean's listings may lag a create, so after an
-// unknown outcome the driver looks for up to twice
-// Config.Timeouts.PollInterval (10 s by default) before creating again.
-// Likewise WaitReady takes a 404 for a droplet this Provider made less than
-// a minute ago, and has not seen since, for "not visible yet".
+// the paced *http.Client spuff gives it, adding the token (godo.NewFromToken
+// would retry every request four times, a create included, which can make a
+// second droplet). Droplet names are not unique on DigitalOcean and it has
+// no idempotency key, so package provider's create protocol protects a
+// create by a look-up: by name before creating, and by the request's key
+// tag (spuff-key:<key>) after an attempt whose answer was lost.
+//
+// A snapshot is the droplet's snapshot action; DigitalOcean cannot tag it
+// before it exists, so its labels travel in its name ("name [spuff:
+// managed-by:spuff spuff-key:…]") until it is made and tagged: ListSnapshots
+// finds it either way, and shows the plain name.
 //
 // # Errors
 //
 // godo does not parse the "id" of DigitalOcean's error bodies, so errors are
 // classified by HTTP status: 401 and 403 are authentication errors, 404 not
-// found, 422 and 400 invalid config (or quota exceeded when the message
-// says a limit would be exceeded), 429 rate limit, with the Retry-After, or
-// the time to RateLimit-Reset when no request is left. The *godo.ErrorResponse
-// is reachable with errors.As.
+// found, 422 and 400 invalid config naming the field the message names (or
+// quota exceeded when it says a limit would be exceeded, or no capacity
+// when a size is unavailable in a region), 429 rate limit, with the
+// Retry-After, or the time to RateLimit-Reset when no request is left. The
+// *godo.ErrorResponse is reachable with errors.As.
 package digitalocean
 
 import (
@@ -72,6 +74,7 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/provider/driver"
 )
 
 // Name is the name the driver registers under.
@@ -87,35 +90,25 @@ const PageSize = 200
 const DefaultEndpoint = "https://api.digitalocean.com/"
 
 // ExpectedBoot is a droplet's typical time from create to active with an
-// IP, which tunes the default wait policy.
+// IP, the prior the default wait starts from.
 const ExpectedBoot = 45 * time.Second
 
-// RateLimits are DigitalOcean's published API limits per account.
+// ExpectedSnapshot is a droplet snapshot's typical time.
+const ExpectedSnapshot = 2 * time.Minute
+
+// keysClass is the rate-limit class of GET /v2/account/keys, which has a
+// limit of its own.
+const keysClass = "keys"
+
+// RateLimits are DigitalOcean's published API limits per account: 250
+// requests a minute, 5,000 an hour, and 10 a minute for the key listing.
 var RateLimits = []provider.RateLimit{
 	{Requests: 250, Per: time.Minute},
 	{Requests: 5000, Per: time.Hour},
+	{Requests: 10, Per: time.Minute, Class: keysClass},
 }
 
-func init() {
-	provider.Register(Name, func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
-		p, err := Open(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return p, nil
-	})
-}
-
-// Provider is the DigitalOcean driver. Safe for concurrent use.
-type Provider struct {
-	client   *godo.Client
-	pol      *provider.Policy
-	owner    string
-	ownerTag string
-	unsure   provider.Recent // names whose last create had an unknown outcome
-}
-
-var _ provider.Provider = (*Provider)(nil)
+func init() { provider.Register(Name, opener{}) }
 
 // Option tunes a Provider.
 type Option func(*options)
@@ -124,19 +117,31 @@ type options struct {
 	expectedBoot time.Duration
 }
 
-// WithExpectedBoot sets the typical boot time the default wait policy is
-// tuned to (ExpectedBoot by default). It has no effect when
+// WithExpectedBoot sets the typical boot time the default wait policy
+// starts from (ExpectedBoot by default). It has no effect when
 // Config.WaitPolicy is set.
 func WithExpectedBoot(d time.Duration) Option {
 	return func(o *options) { o.expectedBoot = d }
 }
 
-func token(cfg provider.Config) provider.Secret {
-	return cfg.TokenFromEnv("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN")
+type opener struct{ opts []Option }
+
+func (o opener) Open(_ context.Context, s *driver.Settings) (driver.Driver, error) {
+	tok := s.TokenFromEnv("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN")
+	if tok == "" {
+		return nil, driver.MissingToken("DIGITALOCEAN_TOKEN")
+	}
+	hc := *s.HTTPClient
+	hc.Transport = &bearer{token: tok, base: hc.Transport}
+	ep := endpoint(s.Endpoint)
+	client, err := godo.New(&hc, godo.SetBaseURL(ep), godo.SetUserAgent("spuff"))
+	if err != nil {
+		return nil, &driver.Error{Kind: driver.KindInvalidConfig, Field: "Config.Endpoint", Message: "bad endpoint", Err: err}
+	}
+	return newDriver(client, driver.AccountKey(ep, tok), o.opts), nil
 }
 
-func endpoint(cfg provider.Config) string {
-	e := cfg.Endpoint
+func endpoint(e string) string {
 	if e == "" {
 		e = DefaultEndpoint
 	}
@@ -146,106 +151,86 @@ func endpoint(cfg provider.Config) string {
 	return e
 }
 
-func newPolicy(cfg provider.Config, credential string, o options) *provider.Policy {
+// Open builds a Provider from cfg: the token from Config.Token or the
+// environment, a godo client made with godo.New on a paced HTTP client (no
+// retries of its own). It makes no network call.
+func Open(ctx context.Context, cfg provider.Config, opts ...Option) (provider.Provider, error) {
+	return provider.OpenDriver(ctx, Name, opener{opts: opts}, cfg)
+}
+
+// New builds a Provider on a godo client the caller made. The client is
+// used as it is: spuff does not wrap its transport, so build it with
+// godo.New (not godo.NewFromToken, whose retries can repeat a create) on a
+// client paced with provider.Pacer.Client to keep the account under its
+// rate limit. cfg gives the owner, timeouts, retry and wait policies; its
+// token and endpoint are not used.
+func New(client *godo.Client, cfg provider.Config, opts ...Option) (provider.Provider, error) {
+	if client == nil {
+		return nil, &provider.Error{Kind: provider.KindInvalidConfig, Provider: Name, Op: "New", Field: "client", Message: "nil *godo.Client"}
+	}
+	account := fmt.Sprintf("client-%p", client)
+	return provider.OpenDriver(context.Background(), Name, driver.OpenerFunc(func(context.Context, *driver.Settings) (driver.Driver, error) {
+		return newDriver(client, account, opts), nil
+	}), cfg)
+}
+
+// drv is the DigitalOcean driver.
+type drv struct {
+	client  *godo.Client
+	account string
+	boot    time.Duration
+}
+
+func newDriver(client *godo.Client, account string, opts []Option) *drv {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	boot := o.expectedBoot
 	if boot <= 0 {
 		boot = ExpectedBoot
 	}
-	return provider.NewPolicy(Name, cfg, provider.PolicyDefaults{
-		Credential: credential, Endpoint: endpoint(cfg), RateLimits: RateLimits, ExpectedBoot: boot,
-	})
+	return &drv{client: client, account: account, boot: boot}
 }
 
-// Open builds a Provider from cfg: the token from Config.Token or the
-// environment, a godo client made with godo.New on a paced HTTP client (no
-// retries of its own). It makes no network call.
-func Open(_ context.Context, cfg provider.Config, opts ...Option) (*Provider, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, provider.Classify(Name, "Open", 0, nil, err)
+func (d *drv) Info() driver.Info {
+	return driver.Info{
+		Name: Name, Account: d.account, RateLimits: RateLimits, RequestClass: requestClass,
+		ExpectedBoot: d.boot, ExpectedSnapshot: ExpectedSnapshot,
+		IPv6: true, SSHKeys: true, UserData: true, MaxUserDataBytes: MaxUserDataBytes, UserDataUTF8: true,
 	}
-	tok := token(cfg)
-	if tok == "" {
-		return nil, &provider.Error{Kind: provider.KindAuthentication, Provider: Name, Op: "Open",
-			Message: "no API token: set Config.Token or the environment variable DIGITALOCEAN_TOKEN"}
-	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	pol := newPolicy(cfg, string(tok), o)
-	base := &http.Client{}
-	if cfg.HTTPClient != nil {
-		cp := *cfg.HTTPClient
-		base = &cp
-	}
-	base.Transport = &transport{token: string(tok), base: base.Transport}
-	client, err := godo.New(pol.Client(base), godo.SetBaseURL(endpoint(cfg)), godo.SetUserAgent("spuff"))
-	if err != nil {
-		return nil, &provider.Error{Kind: provider.KindInvalidConfig, Provider: Name, Op: "Open", Field: "Config.Endpoint", Message: "bad endpoint", Err: err}
-	}
-	return newProvider(client, cfg, pol), nil
 }
 
-// New builds a Provider on a godo client the caller made. The client is used
-// as it is: spuff does not wrap its transport, so build it with godo.New
-// (not godo.NewFromToken, whose retries can repeat a create) on a client
-// paced with provider.Pacer.Client to keep the account under its rate
-// limit. cfg gives the owner, timeouts, retry and wait policies; its token
-// and endpoint are not used.
-func New(client *godo.Client, cfg provider.Config, opts ...Option) (*Provider, error) {
-	if client == nil {
-		return nil, &provider.Error{Kind: provider.KindInvalidConfig, Provider: Name, Op: "New", Field: "client", Message: "nil *godo.Client"}
+// requestClass puts the key listing in its own rate-limit class.
+func requestClass(r *http.Request) string {
+	if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/v2/account/keys") {
+		return keysClass
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, provider.Classify(Name, "New", 0, nil, err)
-	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if client.BaseURL != nil {
-		cfg.Endpoint = client.BaseURL.String()
-	}
-	return newProvider(client, cfg, newPolicy(cfg, fmt.Sprintf("client-%p", client), o)), nil
+	return ""
 }
 
-func newProvider(client *godo.Client, cfg provider.Config, pol *provider.Policy) *Provider {
-	owner := cfg.OwnerValue()
-	return &Provider{client: client, pol: pol, owner: owner, ownerTag: provider.OwnerLabel + ":" + owner}
+// As reaches the godo client: target must be a **godo.Client.
+func (d *drv) As(target any) bool {
+	if t, ok := target.(**godo.Client); ok {
+		*t = d.client
+		return true
+	}
+	return false
 }
 
-// Name returns "digitalocean".
-func (p *Provider) Name() string { return Name }
-
-// String describes the provider without its credentials: fmt prints the
-// SDK client's fields, the token among them, for a pointer reached through
-// a verb other than %v.
-func (p *Provider) String() string { return fmt.Sprintf("digitalocean.Provider{owner: %q}", p.owner) }
-
-// Capabilities reports snapshots, SSH keys, user data up to 64 KiB and IPv6.
-func (p *Provider) Capabilities() provider.Capabilities {
-	return provider.Capabilities{Snapshots: true, SSHKeys: true, UserData: true, IPv6: true, MaxUserDataBytes: MaxUserDataBytes}
-}
-
-// Client returns the godo client the Provider uses.
-func (p *Provider) Client() *godo.Client { return p.client }
-
-// Stats returns the calls, retries and pacing the Provider has done.
-func (p *Provider) Stats() provider.PolicyStats { return p.pol.Stats() }
-
-// transport adds the bearer token to each request. (The Policy's client
-// bounds what is read of each answer.)
-type transport struct {
+// bearer adds the token to each request.
+type bearer struct {
 	token string
 	base  http.RoundTripper
 }
 
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	base := t.base
-	if base == nil {
-		base = http.DefaultTransport
-	}
+func (t *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context())
 	r.Header.Set("Authorization", "Bearer "+t.token)
-	return base.RoundTrip(r)
+	return t.base.RoundTrip(r)
 }
+
+var (
+	_ driver.Driver      = (*drv)(nil)
+	_ driver.Snapshotter = (*drv)(nil)
+)

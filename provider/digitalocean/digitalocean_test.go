@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/digitalocean/godo"
 	"net/http"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ type env struct {
 	ctx   context.Context
 	srv   *simcloud.Server
 	cloud *simcloud.Cloud
-	p     *digitalocean.Provider
+	p     provider.Provider
 }
 
 func setup(t *testing.T, opts simcloud.Options) *env {
@@ -170,8 +171,10 @@ func TestLostCreateAnswer(t *testing.T) {
 	}
 	other := request("lost-1")
 	other.Size = "s-2vcpu-4gb"
-	if _, err := e.p.CreateInstance(e.ctx, other); !errors.Is(err, provider.ErrInvalidConfig) || !strings.Contains(err.Error(), inst.ID) {
-		t.Errorf("CreateInstance with the name of a droplet of another size: %v, want ErrInvalidConfig naming %s", err, inst.ID)
+	_, err = e.p.CreateInstance(e.ctx, other)
+	var perr *provider.Error
+	if !errors.Is(err, provider.ErrConflict) || !errors.As(err, &perr) || perr.Existing != inst.ID || perr.Leftover != "" {
+		t.Errorf("CreateInstance with the name of a droplet of another size: %v, want ErrConflict with Existing %s and no Leftover", err, inst.ID)
 	}
 }
 
@@ -202,21 +205,40 @@ func TestCreateOutcomeUnknown(t *testing.T) {
 	}
 }
 
-// TestCreateRetriesRefusals: a 429 and a 503 before the droplet is made are
-// retried; exactly one droplet results.
+// TestCreateRetriesRefusals: 429s, which say the droplet was not made, are
+// retried; exactly one droplet results. A 503, which may have made it, is
+// not repeated blindly: without a droplet to find, the create says the
+// outcome is unknown, makes nothing while one may still appear, and makes
+// it once the cloud has had time to show it.
 func TestCreateRetriesRefusals(t *testing.T) {
 	e := setup(t, simcloud.Options{})
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultRateLimit, Delay: 20 * time.Millisecond})
-	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultUnavailable})
-	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultDrop})
+	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultRateLimit})
 	if _, err := e.p.CreateInstance(e.ctx, request("refused-1")); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.live("refused-1"); n != 1 {
 		t.Errorf("%d droplets, want 1", n)
 	}
-	if n := e.cloud.Calls(simcloud.OpCreateInstance); n != 4 {
-		t.Errorf("%d create calls, want 4", n)
+	if n := e.cloud.Calls(simcloud.OpCreateInstance); n != 3 {
+		t.Errorf("%d create calls, want 3", n)
+	}
+
+	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultUnavailable})
+	_, err := e.p.CreateInstance(e.ctx, request("refused-2"))
+	if !errors.Is(err, provider.ErrOutcomeUnknown) || !provider.IsRetryable(err) {
+		t.Fatalf("after a 503: %v, want a retryable ErrOutcomeUnknown", err)
+	}
+	_, err = e.p.CreateInstance(e.ctx, request("refused-2"))
+	if !errors.Is(err, provider.ErrOutcomeUnknown) || e.live("refused-2") != 0 {
+		t.Fatalf("repeated at once: %v with %d droplets, want ErrOutcomeUnknown and none made", err, e.live("refused-2"))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for errors.Is(err, provider.ErrOutcomeUnknown) && time.Now().Before(deadline) {
+		_, err = e.p.CreateInstance(e.ctx, request("refused-2"))
+	}
+	if err != nil || e.live("refused-2") != 1 {
+		t.Errorf("once the outcome was settled: %v with %d droplets, want 1", err, e.live("refused-2"))
 	}
 }
 
@@ -328,10 +350,14 @@ func TestOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Client().BaseURL.String(); got != "http://127.0.0.1:1/some/prefix/" {
+	var c *godo.Client
+	if !p.As(&c) {
+		t.Fatal("As(**godo.Client) = false")
+	}
+	if got := c.BaseURL.String(); got != "http://127.0.0.1:1/some/prefix/" {
 		t.Errorf("base URL %q", got)
 	}
-	if p.Client().RetryConfig.RetryMax != 0 {
-		t.Errorf("godo retries are on (RetryMax %d)", p.Client().RetryConfig.RetryMax)
+	if c.RetryConfig.RetryMax != 0 {
+		t.Errorf("godo retries are on (RetryMax %d)", c.RetryConfig.RetryMax)
 	}
 }

@@ -11,31 +11,30 @@ import (
 
 	"github.com/digitalocean/godo"
 
-	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/provider/driver"
 )
 
-// classify turns a godo error into a *provider.Error. godo does not parse
+// classify turns a godo error into a *driver.Error. godo does not parse
 // the "id" of DigitalOcean's error bodies, so the kind comes from the HTTP
-// status, refined by the message where DigitalOcean words a quota as a 422
-// (or a 403).
-func classify(op string, err error) error {
+// status, refined by the message where DigitalOcean words a quota or a
+// capacity shortage as a 422, and the field the message names. A request
+// that got no answer is returned as it is.
+func classify(err error) error {
 	if err == nil {
 		return nil
-	}
-	var perr *provider.Error
-	if errors.As(err, &perr) {
-		return provider.Classify(Name, op, 0, nil, err)
 	}
 	var er *godo.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil {
 		status := er.Response.StatusCode
-		e := &provider.Error{Kind: provider.KindForStatus(status), Provider: Name, Op: op, Status: status, Message: er.Message, Err: err}
-		if e.Kind == provider.KindUnknown {
-			e.Kind = provider.KindAPI // an unexpected redirect
-		}
+		// godo's text repeats the message after the request's URL.
+		e := driver.FromStatus(status, er.Response.Header, er.Message, driver.Quiet(err))
 		switch {
 		case (status == http.StatusUnprocessableEntity || status == http.StatusForbidden) && isQuota(er.Message):
-			e.Kind = provider.KindQuotaExceeded
+			e.Kind = driver.KindQuotaExceeded
+		case status == http.StatusUnprocessableEntity && isCapacity(er.Message):
+			e.Kind, e.Field = driver.KindCapacity, "Size"
+		case e.Kind == driver.KindInvalidConfig:
+			e.Field = fieldOf(er.Message)
 		case status == http.StatusTooManyRequests:
 			e.RetryAfter = retryAfter(er.Response.Header, time.Now())
 		}
@@ -43,19 +42,17 @@ func classify(op string, err error) error {
 	}
 	var arg *godo.ArgError
 	if errors.As(err, &arg) {
-		return &provider.Error{Kind: provider.KindInvalidConfig, Provider: Name, Op: op, Message: arg.Error(), Err: err}
+		return &driver.Error{Kind: driver.KindInvalidConfig, Message: arg.Error(), Err: err}
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	var tooLarge *provider.BodyTooLargeError
-	if errors.As(err, &syn) || errors.As(err, &typ) || errors.As(err, &tooLarge) {
-		// The answer was garbled on its way: as good as lost.
-		return &provider.Error{Kind: provider.KindNetwork, Provider: Name, Op: op, Message: "unreadable API answer", Err: err}
+	if errors.As(err, &syn) || errors.As(err, &typ) {
+		return driver.Lost("unreadable API answer", err) // garbled on its way: as good as lost
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return provider.Classify(Name, op, 0, nil, err)
+		return err
 	}
-	return provider.Classify(Name, op, 0, nil, err)
+	return err
 }
 
 // isQuota reports whether a 422 or 403 message tells of an account limit
@@ -65,10 +62,32 @@ func isQuota(msg string) bool {
 	return strings.Contains(m, "limit") && (strings.Contains(m, "exceed") || strings.Contains(m, "reached"))
 }
 
+// isCapacity reports whether a 422 message tells of a size the region
+// cannot give now ("Size is not available in this region").
+func isCapacity(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "not available in this region") || strings.Contains(m, "unavailable in this region") ||
+		strings.Contains(m, "insufficient capacity")
+}
+
+// fieldOf names the request field a 422 message is about, or "".
+func fieldOf(msg string) string {
+	m := strings.ToLower(msg)
+	for _, f := range []struct{ word, field string }{
+		{"ssh key", "SSHKeys"}, {"ssh_keys", "SSHKeys"}, {"user data", "UserData"}, {"user_data", "UserData"},
+		{"size", "Size"}, {"region", "Region"}, {"image", "Image"}, {"tag", "Labels"}, {"name", "Name"},
+	} {
+		if strings.Contains(m, f.word) {
+			return f.field
+		}
+	}
+	return ""
+}
+
 // retryAfter is how long a 429 asks to wait: Retry-After, else, when no
 // request is left, the time to RateLimit-Reset (Unix seconds).
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	if d := provider.ParseRetryAfter(h.Get("Retry-After"), now); d > 0 {
+	if d := driver.ParseRetryAfter(h.Get("Retry-After"), now); d > 0 {
 		return d
 	}
 	if h.Get("RateLimit-Remaining") != "0" {
@@ -86,17 +105,9 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 
 // status returns the HTTP status of a classified error, or 0.
 func status(err error) int {
-	var e *provider.Error
+	var e *driver.Error
 	if errors.As(err, &e) {
 		return e.Status
 	}
 	return 0
-}
-
-// emptyAnswer is the error of a success answer that lacks the resource it
-// should carry (an empty body, or an error body with a 2xx status): as
-// good as lost, so a call that made something counts as one whose outcome
-// is unknown.
-func emptyAnswer(op, what string) error {
-	return &provider.Error{Kind: provider.KindNetwork, Provider: Name, Op: op, Message: "the API answer has no " + what}
 }

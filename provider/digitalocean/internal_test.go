@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/provider/driver"
 )
 
 func TestImageSlugs(t *testing.T) {
@@ -24,7 +25,7 @@ func TestImageSlugs(t *testing.T) {
 		{spec: provider.SnapshotImage("98765"), id: 98765},
 		{spec: provider.SnapshotImage("ami-0abc"), wantErrMsg: true},
 	} {
-		got, err := image(tc.spec)
+		got, err := image(driver.Image{Kind: tc.spec.Kind.String(), Value: tc.spec.Value})
 		if tc.wantErrMsg {
 			if err == nil {
 				t.Errorf("%s: no error", tc.spec)
@@ -70,16 +71,41 @@ func TestQuotaWording(t *testing.T) {
 }
 
 func TestTagsLabels(t *testing.T) {
-	p := &Provider{ownerTag: "managed-by:spuff"}
-	tags := p.tags(map[string]string{"env": "prod", "flag": ""})
-	if len(tags) != 3 || tags[0] != "managed-by:spuff" || tags[1] != "env:prod" || tags[2] != "flag" {
+	tags := tags(map[string]string{"managed-by": "spuff", "env": "prod", "flag": ""})
+	if len(tags) != 3 || tags[0] != "env:prod" || tags[1] != "flag" || tags[2] != "managed-by:spuff" {
 		t.Errorf("tags = %v", tags)
 	}
-	l := labels(append(tags, "managed-by:other"))
-	if len(l) != 2 || l["env"] != "prod" || l["flag"] != "" {
+	l := labels(tags)
+	if len(l) != 3 || l["env"] != "prod" || l["flag"] != "" || l["managed-by"] != "spuff" {
 		t.Errorf("labels = %v", l)
 	}
 	if !isFingerprint("3b:16:e4:bf:8b:00:8b:b8:59:8c:a9:d3:f0:19:fa:45") || isFingerprint("laptop") || isFingerprint("a:b") {
 		t.Errorf("isFingerprint")
+	}
+}
+
+func TestSnapshotNameMarker(t *testing.T) {
+	ls := map[string]string{"managed-by": "spuff", "spuff-key": "0123abcd"}
+	name, got := unmarked(marked("nightly build", ls))
+	if name != "nightly build" || len(got) != 2 || got["managed-by"] != "spuff" || got["spuff-key"] != "0123abcd" {
+		t.Errorf("unmarked(marked) = %q, %v", name, got)
+	}
+	if name, got := unmarked("plain [name]"); name != "plain [name]" || got != nil {
+		t.Errorf("unmarked(plain) = %q, %v", name, got)
+	}
+}
+
+func TestSelectiveTag(t *testing.T) {
+	for _, tc := range []struct {
+		labels map[string]string
+		want   string
+	}{
+		{map[string]string{"managed-by": "spuff", "spuff-key": "k1"}, "spuff-key:k1"},
+		{map[string]string{"managed-by": "spuff"}, "managed-by:spuff"},
+		{nil, ""},
+	} {
+		if got := selectiveTag(tc.labels); got != tc.want {
+			t.Errorf("selectiveTag(%v) = %q, want %q", tc.labels, got, tc.want)
+		}
 	}
 }

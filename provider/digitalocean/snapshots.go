@@ -2,9 +2,10 @@ package digitalocean
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,295 +13,269 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/provider/driver"
 )
 
-// clockSkew is how far the API's clock may be from ours when matching a
-// snapshot action or image to the call that made it.
-const clockSkew = time.Minute
+// markerStart begins the part of a snapshot's name that carries its labels
+// until it can be tagged: "name [spuff managed-by:spuff spuff-key:…]".
+const markerStart = " [spuff "
 
-// CreateSnapshot takes a snapshot of the droplet with its snapshot action,
-// waits for the action to complete, finds the image it made among the
-// droplet's snapshots, tags it as managed, and returns it with its real ID.
-//
-// The action is not idempotent: after an attempt whose outcome is unknown,
-// the droplet's recent actions are searched for the snapshot before another
-// is asked for (DigitalOcean also refuses a second action while one is
-// pending).
-func (p *Provider) CreateSnapshot(ctx context.Context, instanceID, name string) (*provider.Snapshot, error) {
-	const op = "CreateSnapshot"
-	n, err := parseID(op, "instance", instanceID)
-	if err != nil {
-		return nil, err
+// marked returns a snapshot name carrying labels.
+func marked(name string, labels map[string]string) string {
+	if len(labels) == 0 {
+		return name
 	}
-	if name == "" {
-		name = fmt.Sprintf("spuff-%d-%d", n, time.Now().Unix())
-	}
-	start := time.Now()
-	var act *godo.Action
-	unknown := false
-	err = p.pol.Call(ctx, op, func(ctx context.Context) error {
-		if unknown {
-			a, err := p.pendingSnapshot(ctx, n, name, start)
-			if err != nil {
-				return classify(op, err)
-			}
-			if a != nil {
-				act = a
-				return nil
-			}
-		}
-		a, _, err := p.client.DropletActions.Snapshot(ctx, n, name)
-		if err == nil && a == nil {
-			err = emptyAnswer(op, "action")
-		}
-		if err != nil {
-			err = classify(op, err)
-			if unknown && status(err) == http.StatusUnprocessableEntity {
-				// "Droplet already has a pending event": ours, most likely.
-				if a, ferr := p.pendingSnapshot(ctx, n, name, start); ferr == nil && a != nil {
-					act = a
-					return nil
-				}
-			}
-			unknown = unknown || provider.OutcomeUnknown(err)
-			return err
-		}
-		act = a
-		return nil
-	})
-	if err != nil && unknown {
-		// The lookups since an attempt whose answer was lost failed:
-		// look once more, so that its snapshot is not left behind
-		// untagged.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.pol.Timeouts.HTTPRequest)
-		var found *godo.Action
-		_ = p.call(lctx, op, func(ctx context.Context) (ferr error) {
-			found, ferr = p.pendingSnapshot(ctx, n, name, start)
-			return ferr
-		})
-		cancel()
-		var perr *provider.Error
-		switch {
-		case found != nil && ctx.Err() == nil:
-			act, err = found, nil // go on with it
-		case !errors.As(err, &perr):
-		case found != nil:
-			perr.Message = strings.TrimPrefix(fmt.Sprintf("%s; snapshot action %d is making the snapshot %q, which will not be tagged %s: delete it", perr.Message, found.ID, name, p.ownerTag), "; ")
-		default:
-			perr.Message = strings.TrimPrefix(fmt.Sprintf("%s; a snapshot %q of the droplet may have been asked for; if it appears, it is not tagged %s: delete it", perr.Message, name, p.ownerTag), "; ")
-		}
-	}
-	if err != nil {
-		return nil, withResource(err, "instance", instanceID)
-	}
-
-	err = p.pol.WaitFor(ctx, op, "snapshot action", strconv.Itoa(act.ID), p.pol.Timeouts.ActionComplete, func(ctx context.Context) (bool, string, error) {
-		a, _, err := p.client.Actions.Get(ctx, act.ID)
-		if err == nil && a == nil {
-			err = emptyAnswer(op, "action")
-		}
-		if err != nil {
-			return false, "", classify(op, err)
-		}
-		switch a.Status {
-		case godo.ActionCompleted:
-			return true, a.Status, nil
-		case "errored":
-			return false, a.Status, &provider.Error{Kind: provider.KindAPI, Provider: Name, Op: op, Resource: "instance", ID: instanceID,
-				Message: fmt.Sprintf("snapshot action %d errored", a.ID)}
-		}
-		return false, a.Status, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-
-	// The snapshot exists now, untagged: until it is tagged, no listing
-	// shows it. Finding and tagging it ride over transient errors like a
-	// wait, bounded by ActionComplete.
-	var img *godo.Image
-	err = p.pol.WaitFor(ctx, op, "instance", instanceID, p.pol.Timeouts.ActionComplete, func(ctx context.Context) (bool, string, error) {
-		if img == nil {
-			m, err := p.findSnapshot(ctx, op, n, name, start)
-			if err != nil {
-				return false, "finding the snapshot", err
-			}
-			img = m
-		}
-		if err := p.tagImage(ctx, op, strconv.Itoa(img.ID)); err != nil {
-			return false, "tagging the snapshot", err
-		}
-		return true, "tagged", nil
-	})
-	if err != nil {
-		var perr *provider.Error
-		switch {
-		case !errors.As(err, &perr):
-		case img != nil:
-			perr.Resource, perr.ID = "snapshot", strconv.Itoa(img.ID)
-			perr.Message = strings.TrimPrefix(perr.Message+"; the snapshot was made but is not tagged "+p.ownerTag+": tag or delete it", "; ")
-		default:
-			perr.Message = strings.TrimPrefix(fmt.Sprintf("%s; the snapshot %q of the droplet was made but is not tagged %s: delete it", perr.Message, name, p.ownerTag), "; ")
-		}
-		return nil, err
-	}
-	img.Tags = append(img.Tags, p.ownerTag)
-	return snapshot(img), nil
+	return name + markerStart + strings.Join(tags(labels), " ") + "]"
 }
 
-// pendingSnapshot returns the snapshot action an earlier attempt of this
-// call may have started, or nil: a snapshot action of the droplet started
-// since start (less the clock skew) that is still in progress (DigitalOcean
-// runs one action of a droplet at a time), or one that completed when the
-// droplet has a snapshot named name made since then. A completed action of
-// an earlier snapshot of the droplet is not taken for this one.
-func (p *Provider) pendingSnapshot(ctx context.Context, droplet int, name string, start time.Time) (*godo.Action, error) {
-	acts, _, err := p.client.Droplets.Actions(ctx, droplet, &godo.ListOptions{PerPage: PageSize})
+// unmarked splits a snapshot name into the caller's name and the labels it
+// carries.
+func unmarked(name string) (string, map[string]string) {
+	i := strings.LastIndex(name, markerStart)
+	if i < 0 || !strings.HasSuffix(name, "]") {
+		return name, nil
+	}
+	return name[:i], labels(strings.Fields(name[i+len(markerStart) : len(name)-1]))
+}
+
+// CheckSnapshot checks a snapshot name: 1 to 200 characters (its labels
+// travel in it too).
+func (d *drv) CheckSnapshot(name string) error {
+	if name == "" || len(name) > 200 || strings.Contains(name, markerStart) {
+		return driver.Invalid("name", "snapshot name must be 1 to 200 characters, without \"[spuff \"")
+	}
+	return nil
+}
+
+// StartSnapshot asks for the droplet's snapshot action, its name carrying
+// the labels.
+func (d *drv) StartSnapshot(ctx context.Context, in *driver.SnapshotInput) (*driver.Snapshot, error) {
+	n, err := parseID(in.InstanceID)
 	if err != nil {
-		return nil, err
+		return nil, driver.NotFound(err.Error())
 	}
-	var running, completed *godo.Action
-	for i := range acts {
-		a := &acts[i]
-		if a.Type != "snapshot" || a.Status == "errored" || a.StartedAt == nil || a.StartedAt.Before(start.Add(-clockSkew)) {
-			continue
-		}
-		switch {
-		case a.Status != godo.ActionCompleted:
-			if running == nil || a.ID > running.ID {
-				running = a
+	a, _, err := d.client.DropletActions.Snapshot(ctx, n, marked(in.Name, in.Labels))
+	if err != nil {
+		e := classify(err)
+		if status(e) == http.StatusUnprocessableEntity && strings.Contains(strings.ToLower(err.Error()), "pending event") {
+			// One action at a time per droplet: busy, not invalid.
+			if de, ok := e.(*driver.Error); ok {
+				de.Kind, de.Retry, de.Field = driver.KindAPI, true, ""
 			}
-		case completed == nil || a.ID > completed.ID:
-			completed = a
 		}
+		return nil, e
 	}
-	if running != nil || completed == nil {
-		return running, nil
+	if a == nil {
+		return nil, driver.Lost("the API answer has no action", nil)
 	}
-	for page := 1; page <= maxPages; page++ {
-		imgs, resp, err := p.client.Droplets.Snapshots(ctx, droplet, &godo.ListOptions{Page: page, PerPage: PageSize})
+	return &driver.Snapshot{Job: strconv.Itoa(a.ID), InstanceID: in.InstanceID, Name: in.Name,
+		State: driver.SnapshotPending, Labels: maps.Clone(in.Labels), CreatedAt: started(a)}, nil
+}
+
+func started(a *godo.Action) time.Time {
+	if a.StartedAt != nil {
+		return a.StartedAt.Time
+	}
+	return time.Time{}
+}
+
+// PollSnapshot follows the snapshot action, then finds the image it made
+// among the droplet's snapshots and tags it as managed.
+func (d *drv) PollSnapshot(ctx context.Context, s *driver.Snapshot) (*driver.Snapshot, error) {
+	if s.ID != "" {
+		return d.getSnapshot(ctx, s.ID)
+	}
+	job, err := strconv.Atoi(s.Job)
+	if err != nil {
+		return nil, driver.NotFound("no snapshot action " + s.Job)
+	}
+	a, _, err := d.client.Actions.Get(ctx, job)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if a == nil {
+		return nil, driver.Lost("the API answer has no action", nil)
+	}
+	out := *s
+	switch a.Status {
+	case godo.ActionCompleted:
+	case "errored":
+		out.State, out.Message = driver.SnapshotFailed, fmt.Sprintf("snapshot action %d errored", a.ID)
+		return &out, nil
+	default:
+		return &out, nil
+	}
+	droplet, err := parseID(s.InstanceID)
+	if err != nil {
+		droplet = a.ResourceID
+	}
+	img, err := d.madeBy(ctx, droplet, s, started(a))
+	if err != nil || img == nil {
+		return &out, err // not listed yet: polled again
+	}
+	return d.tagged(ctx, img)
+}
+
+// madeBy finds the image a completed snapshot action made: the newest
+// snapshot of the droplet with the job's name and labels.
+func (d *drv) madeBy(ctx context.Context, droplet int, s *driver.Snapshot, since time.Time) (*godo.Image, error) {
+	var found *godo.Image
+	for page := 1; ; page++ {
+		imgs, resp, err := d.client.Droplets.Snapshots(ctx, droplet, &godo.ListOptions{Page: page, PerPage: PageSize})
 		if err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
-		for _, m := range imgs {
+		for i := range imgs {
+			m := &imgs[i]
+			name, ls := unmarked(m.Name)
 			created, _ := time.Parse(time.RFC3339, m.Created)
-			if m.Name == name && (created.IsZero() || !created.Before(start.Add(-clockSkew))) {
-				return completed, nil
+			if name != s.Name || !sameLabels(ls, s.Labels) || (!since.IsZero() && !created.IsZero() && created.Before(since.Add(-time.Minute))) {
+				continue
+			}
+			if found == nil || m.ID > found.ID {
+				found = m
 			}
 		}
 		if lastPage(resp, len(imgs), page*PageSize) {
-			break
+			return found, nil
 		}
 	}
-	return nil, nil
 }
 
-// findSnapshot finds the image a snapshot action made: the newest snapshot
-// of the droplet with that name, made since start (less the clock skew).
-func (p *Provider) findSnapshot(ctx context.Context, op string, droplet int, name string, start time.Time) (*godo.Image, error) {
-	imgs, err := listAll(ctx, p, op, func(ctx context.Context, opt *godo.ListOptions) ([]godo.Image, *godo.Response, error) {
-		return p.client.Droplets.Snapshots(ctx, droplet, opt)
-	})
-	if err != nil {
-		return nil, err
+func sameLabels(a, b map[string]string) bool {
+	if b == nil {
+		return true // a job found without labels: its image tells
 	}
-	var found *godo.Image
-	for i := range imgs {
-		m := &imgs[i]
-		created, _ := time.Parse(time.RFC3339, m.Created)
-		if m.Name != name || (!created.IsZero() && created.Before(start.Add(-clockSkew))) {
-			continue
-		}
-		if found == nil || m.ID > found.ID {
-			found = m
-		}
-	}
-	if found == nil {
-		return nil, &provider.Error{Kind: provider.KindAPI, Provider: Name, Op: op, Resource: "instance", ID: strconv.Itoa(droplet),
-			Message: fmt.Sprintf("the snapshot action completed but the droplet has no snapshot named %q", name)}
-	}
-	// The droplet's list omits tags and type; the image itself has them.
-	var img *godo.Image
-	err = p.call(ctx, op, func(ctx context.Context) error {
-		var err error
-		img, _, err = p.client.Images.GetByID(ctx, found.ID)
-		if err == nil && img == nil {
-			err = emptyAnswer(op, "image")
-		}
-		return err
-	})
-	if err != nil {
-		var perr *provider.Error
-		if errors.As(err, &perr) {
-			perr.Resource, perr.ID = "snapshot", strconv.Itoa(found.ID)
-			perr.Message = strings.TrimPrefix(perr.Message+"; the snapshot was made but is not tagged "+p.ownerTag+": tag or delete it", "; ")
-		}
-		return nil, err
-	}
-	return img, nil
+	return maps.Equal(a, b)
 }
 
-// tagImage tags an image as managed, creating the tag first if the account
-// lacks it.
-func (p *Provider) tagImage(ctx context.Context, op, id string) error {
+// getSnapshot reads a snapshot image, tagging it as managed if its name
+// says it is and it is not yet.
+func (d *drv) getSnapshot(ctx context.Context, id string) (*driver.Snapshot, error) {
+	n, err := parseID(id)
+	if err != nil {
+		return nil, driver.NotFound(err.Error())
+	}
+	img, _, err := d.client.Images.GetByID(ctx, n)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if img == nil {
+		return nil, driver.Lost("the API answer has no image", nil)
+	}
+	return d.tagged(ctx, img)
+}
+
+// tagged tags an image with the ownership label its name carries, if it
+// lacks it, and maps it.
+func (d *drv) tagged(ctx context.Context, img *godo.Image) (*driver.Snapshot, error) {
+	_, ls := unmarked(img.Name)
+	owner, ok := ls[provider.OwnerLabel]
+	if ok && !slices.Contains(img.Tags, tag(provider.OwnerLabel, owner)) {
+		t := tag(provider.OwnerLabel, owner)
+		if err := d.tagImage(ctx, t, strconv.Itoa(img.ID)); err != nil {
+			return nil, err
+		}
+		img.Tags = append(img.Tags, t)
+	}
+	return snapshotOf(img.ID, img.Name, img.Tags, img.Created, img.SizeGigaBytes, img.Status), nil
+}
+
+// tagImage tags an image, creating the tag first if the account lacks it.
+func (d *drv) tagImage(ctx context.Context, t, id string) error {
 	req := &godo.TagResourcesRequest{Resources: []godo.Resource{{ID: id, Type: godo.ImageResourceType}}}
-	tag := func(ctx context.Context) error {
-		_, err := p.client.Tags.TagResources(ctx, p.ownerTag, req)
+	_, err := d.client.Tags.TagResources(ctx, t, req)
+	if err = classify(err); status(err) != http.StatusNotFound {
 		return err
 	}
-	err := p.call(ctx, op, tag)
-	if status(err) != http.StatusNotFound {
-		return err
+	if _, _, err := d.client.Tags.Create(ctx, &godo.TagCreateRequest{Name: t}); err != nil {
+		return classify(err)
 	}
-	if err := p.call(ctx, op, func(ctx context.Context) error {
-		_, _, err := p.client.Tags.Create(ctx, &godo.TagCreateRequest{Name: p.ownerTag})
-		return err
-	}); err != nil {
-		return err
-	}
-	return p.call(ctx, op, tag)
+	_, err = d.client.Tags.TagResources(ctx, t, req)
+	return classify(err)
 }
 
-func snapshot(m *godo.Image) *provider.Snapshot {
-	s := &provider.Snapshot{ID: strconv.Itoa(m.ID), Name: m.Name, SizeGB: m.SizeGigaBytes, Labels: labels(m.Tags)}
-	s.CreatedAt, _ = time.Parse(time.RFC3339, m.Created)
+// snapshotOf maps a snapshot image: its labels are its tags and those its
+// name carries.
+func snapshotOf(id int, rawName string, tagList []string, created string, sizeGB float64, imgStatus string) *driver.Snapshot {
+	name, ls := unmarked(rawName)
+	all := labels(tagList)
+	maps.Copy(all, ls)
+	s := &driver.Snapshot{ID: strconv.Itoa(id), Name: name, Labels: all, SizeGB: sizeGB, State: driver.SnapshotAvailable}
+	s.CreatedAt, _ = time.Parse(time.RFC3339, created)
+	switch imgStatus {
+	case "pending", "new":
+		s.State = driver.SnapshotPending
+	case "deleted":
+		s.State = driver.SnapshotFailed
+	}
 	return s
 }
 
-// ListSnapshots returns the snapshots tagged as managed: all pages of
-// GET /v2/images?tag_name=managed-by:<owner>.
-func (p *Provider) ListSnapshots(ctx context.Context) ([]*provider.Snapshot, error) {
-	imgs, err := listAll(ctx, p, "ListSnapshots", func(ctx context.Context, opt *godo.ListOptions) ([]godo.Image, *godo.Response, error) {
-		return p.client.Images.ListByTag(ctx, p.ownerTag, opt)
-	})
-	if err != nil {
-		return nil, err
+// ListSnapshots reads one page of snapshots. With an instance, its
+// snapshots (GET /v2/droplets/{id}/snapshots), and, on the first page, its
+// snapshot action in progress, whose labels cannot be shown yet; else every
+// droplet snapshot of the account (GET /v2/snapshots), whose tags and name
+// tell which are managed.
+func (d *drv) ListSnapshots(ctx context.Context, q driver.Query, page string) ([]*driver.Snapshot, string, error) {
+	n := 1
+	if page != "" {
+		n, _ = strconv.Atoi(page)
 	}
-	out := make([]*provider.Snapshot, 0, len(imgs))
-	seen := make(map[int]bool, len(imgs))
-	for i := range imgs {
-		m := &imgs[i]
-		if seen[m.ID] || m.Type != "snapshot" || !p.owned(m.Tags) {
-			continue
+	opt := &godo.ListOptions{Page: n, PerPage: PageSize}
+	var out []*driver.Snapshot
+	var resp *godo.Response
+	count := 0
+	if droplet, err := parseID(q.InstanceID); q.InstanceID != "" && err == nil {
+		imgs, r, err := d.client.Droplets.Snapshots(ctx, droplet, opt)
+		if err != nil {
+			return nil, "", classify(err)
 		}
-		seen[m.ID] = true
-		out = append(out, snapshot(m))
+		resp, count = r, len(imgs)
+		for i := range imgs {
+			m := &imgs[i]
+			out = append(out, snapshotOf(m.ID, m.Name, m.Tags, m.Created, m.SizeGigaBytes, m.Status))
+		}
+		if n == 1 {
+			acts, _, err := d.client.Droplets.Actions(ctx, droplet, &godo.ListOptions{PerPage: PageSize})
+			if err != nil {
+				return nil, "", classify(err)
+			}
+			for i := range acts {
+				if a := &acts[i]; a.Type == "snapshot" && a.Status == godo.ActionInProgress {
+					out = append(out, &driver.Snapshot{Job: strconv.Itoa(a.ID), InstanceID: q.InstanceID, State: driver.SnapshotPending, CreatedAt: started(a)})
+				}
+			}
+		}
+	} else {
+		snaps, r, err := d.client.Snapshots.ListDroplet(ctx, opt)
+		if err != nil {
+			return nil, "", classify(err)
+		}
+		resp, count = r, len(snaps)
+		for _, sn := range snaps {
+			id, err := strconv.Atoi(sn.ID)
+			if err != nil {
+				continue
+			}
+			out = append(out, snapshotOf(id, sn.Name, sn.Tags, sn.Created, sn.SizeGigaBytes, ""))
+		}
 	}
-	return out, nil
+	if q.Name != "" {
+		out = slices.DeleteFunc(out, func(s *driver.Snapshot) bool { return s.Job == "" && s.Name != q.Name })
+	}
+	next := ""
+	if !lastPage(resp, count, n*PageSize) {
+		next = strconv.Itoa(n + 1)
+	}
+	return out, next, nil
 }
 
-// DeleteSnapshot deletes the snapshot; one already gone is success.
-func (p *Provider) DeleteSnapshot(ctx context.Context, id string) error {
-	const op = "DeleteSnapshot"
-	if _, err := parseID(op, "snapshot", id); err != nil {
-		return err
+// DeleteSnapshot deletes the snapshot.
+func (d *drv) DeleteSnapshot(ctx context.Context, id string) error {
+	if _, err := parseID(id); err != nil {
+		return driver.NotFound(err.Error())
 	}
-	err := p.call(ctx, op, func(ctx context.Context) error {
-		_, err := p.client.Snapshots.Delete(ctx, id)
-		return err
-	})
-	if errors.Is(err, provider.ErrNotFound) {
-		return nil
-	}
-	return withResource(err, "snapshot", id)
+	_, err := d.client.Snapshots.Delete(ctx, id)
+	return classify(err)
 }

@@ -1,0 +1,512 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/spuffgo/spuff/provider/driver"
+)
+
+// OpenDriver builds the Provider named name over the driver o opens: the
+// one implementation of Provider, which runs every rule of this package
+// (validation, ownership labels, the exactly-once create, retries, pacing,
+// waiting, cleanup, cancellation, error wrapping) over the driver's
+// translation. Drivers' Open and New functions call it; programs call
+// Open, or a driver's constructor.
+func OpenDriver(ctx context.Context, name string, o driver.Opener, cfg Config) (Provider, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, wrapErr(name, "Open", err)
+	}
+	t := cfg.Timeouts.WithDefaults()
+	tr := &lateTransport{paced: pacedTransport{timeout: t.HTTPRequest, limit: maxResponseBytes}}
+	hc := &http.Client{}
+	if cfg.HTTPClient != nil {
+		cp := *cfg.HTTPClient
+		hc = &cp
+	}
+	tr.paced.base = hc.Transport
+	if tr.paced.base == nil {
+		tr.paced.base = http.DefaultTransport
+	}
+	hc.Transport = tr
+	s := &driver.Settings{
+		Token: string(cfg.Token), AccessKeyID: cfg.AccessKeyID,
+		SecretAccessKey: string(cfg.SecretAccessKey), SessionToken: string(cfg.SessionToken),
+		Region: cfg.Region, Regions: slices.Clone(cfg.Regions), Endpoint: cfg.Endpoint,
+		HTTPClient: hc, PollInterval: t.PollInterval, Logger: cfg.Log(), Getenv: cfg.Getenv,
+	}
+	d, err := o.Open(ctx, s)
+	if err != nil {
+		return nil, wrapErr(name, "Open", err)
+	}
+	info := d.Info()
+	if info.Name == "" {
+		info.Name = name
+	}
+	pacer := cfg.Pacer
+	if pacer == nil {
+		pacer = sharedPacer(name+"|"+info.Account, info.RateLimits...)
+	}
+	tr.bind(pacer, info.RequestClass)
+	m := &machines{
+		name:  name,
+		d:     d,
+		info:  info,
+		owner: cfg.OwnerValue(),
+		pol: &policy{
+			name: name, t: t, retry: cfg.Retry, wait: cfg.WaitPolicy, pacer: pacer,
+			log: cfg.Log(),
+		},
+		rules: rules{maxUserData: info.MaxUserDataBytes, userDataUTF8: info.UserDataUTF8, maxLabel: info.MaxLabelValue},
+	}
+	if info.RequestClass != nil {
+		m.pol.pollClass = pollClass
+	}
+	m.snap, _ = d.(driver.Snapshotter)
+	// Creations are remembered as long as a wait on them may last.
+	m.born.life = max(t.InstanceReady, t.ActionComplete, consistencyWindow)
+	m.unsure.life = unknownHorizon(t)
+	m.jobs.life = max(t.ActionComplete, unknownHorizon(t))
+	m.gone.life = destroyWindow
+	return m, nil
+}
+
+// pollClass is the rate-limit class a driver with request classes gives
+// its reads (see driver.Info.RequestClass): waits plan their polls under it.
+const pollClass = "read"
+
+// unknownHorizon is how long a Provider remembers a create whose outcome
+// was unknown: until then, a create of the same request makes no machine
+// (it looks for the one that may exist); after it, the cloud's listings
+// have had that long to show it, and a look-up that finds none means none
+// was made. With the default Lookup of 10 s it is a minute, the time spuff
+// gives any cloud to show what it made (see consistencyWindow).
+func unknownHorizon(t ProviderTimeouts) time.Duration { return 6 * t.Lookup }
+
+// lateTransport is the paced transport of a driver's SDK client, bound to
+// the account's pacer once the driver says which account it acts for.
+type lateTransport struct {
+	paced pacedTransport
+	bound atomic.Pointer[pacedTransport]
+}
+
+func (t *lateTransport) bind(p *Pacer, class func(*http.Request) string) {
+	pt := t.paced
+	pt.pacer, pt.class = p, class
+	t.bound.Store(&pt)
+}
+
+func (t *lateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if pt := t.bound.Load(); pt != nil {
+		return pt.RoundTrip(req)
+	}
+	return t.paced.base.RoundTrip(req) // a driver's Open checking something
+}
+
+// machines is the Provider over a driver.
+type machines struct {
+	name  string
+	d     driver.Driver
+	snap  driver.Snapshotter // nil when the cloud has no snapshots
+	info  driver.Info
+	owner string
+	pol   *policy
+	rules rules
+
+	born    recent // instance IDs this Provider made, and when
+	gone    recent // instance IDs this Provider destroyed lately
+	jobs    recent // snapshot key/job of the snapshot jobs this Provider started
+	unsure  unsure // request keys whose create's outcome was unknown
+	creates flight // CreateInstance calls in progress, by request key
+	snaps   flight // CreateSnapshot calls in progress, by snapshot key
+}
+
+var _ Provider = (*machines)(nil)
+
+// Name returns the registered name.
+func (m *machines) Name() string { return m.name }
+
+// String describes the Provider without its credentials.
+func (m *machines) String() string { return fmt.Sprintf("%s.Provider{owner: %q}", m.name, m.owner) }
+
+// Capabilities reports what the driver can do.
+func (m *machines) Capabilities() Capabilities {
+	return Capabilities{
+		Snapshots: m.snap != nil, SSHKeys: m.info.SSHKeys, UserData: m.info.UserData,
+		IPv6: m.info.IPv6, MaxUserDataBytes: m.info.MaxUserDataBytes,
+	}
+}
+
+// As reaches the driver's SDK client (see Provider.As).
+func (m *machines) As(target any) bool {
+	if s, ok := target.(*Stats); ok {
+		*s = m.pol.stats()
+		return true
+	}
+	return m.d.As(target)
+}
+
+// fail wraps err as an *Error of op about resource id, with a cancelled or
+// expired context reported as such with the time since start.
+func (m *machines) fail(op, resource, id string, start time.Time, err error) error {
+	if err == nil {
+		return nil
+	}
+	err = wrapErr(m.name, op, err)
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Resource == "" && e.ID == "" {
+			e.Resource, e.ID = resource, id
+		}
+		if e.Kind == KindTimeout && e.Elapsed == 0 {
+			e.Elapsed = time.Since(start)
+		}
+	}
+	return err
+}
+
+// checkID refuses an ID not of the cloud's format, before any call: for a
+// lookup it is not found (no resource has that ID); for a change it is
+// invalid config naming "id" (reporting success would hide the mistake).
+func (m *machines) checkID(op, resource, id string, lookup bool) error {
+	err := m.d.CheckID(resource, id)
+	if err == nil {
+		return nil
+	}
+	e := &Error{Provider: m.name, Op: op, Resource: resource, ID: id, Kind: KindNotFound, Err: err}
+	var de *driver.Error
+	if errors.As(err, &de) {
+		e.Message, e.Err = de.Message, de.Err
+	}
+	if !lookup {
+		e.Kind, e.Field = KindInvalidConfig, "id"
+	}
+	return e
+}
+
+// owned reports whether labels carry this Provider's ownership label.
+func (m *machines) owned(labels map[string]string) bool { return labels[OwnerLabel] == m.owner }
+
+// destroyWindow is how long after this Provider destroyed a machine it
+// takes the machine for being destroyed, whatever the cloud still shows
+// of it (a droplet read just after its DELETE still looks active).
+const destroyWindow = 5 * time.Minute
+
+// view corrects what the cloud shows of a machine with what this Provider
+// knows: one it destroyed lately is being destroyed.
+func (m *machines) view(in *driver.Instance) *driver.Instance {
+	if in != nil && in.State != driver.StateGone && in.State != driver.StateDestroying && m.gone.has(in.ID) {
+		c := *in
+		c.State = driver.StateDestroying
+		return &c
+	}
+	return in
+}
+
+// live reports whether a machine counts as existing: not being destroyed,
+// not gone.
+func live(in *driver.Instance) bool {
+	return in.State != driver.StateDestroying && in.State != driver.StateGone
+}
+
+// instance maps a driver's machine to the caller's, without spuff's own
+// labels.
+func (m *machines) instance(in *driver.Instance) *Instance {
+	out := &Instance{
+		ID: in.ID, Name: in.Name, PublicIPv4: in.IPv4, PublicIPv6: in.IPv6,
+		RawStatus: in.RawState, Region: in.Region, Size: in.Size,
+		Labels: userLabels(in.Labels), CreatedAt: in.CreatedAt,
+	}
+	switch in.State {
+	case driver.StatePending:
+		out.Status = StatusNew
+	case driver.StateRunning:
+		out.Status = StatusActive
+	case driver.StateOff:
+		out.Status = StatusOff
+	case driver.StateStopped:
+		out.Status = StatusArchive
+	case driver.StateDestroying, driver.StateGone:
+		out.Status = StatusDestroying
+	}
+	return out
+}
+
+// userLabels returns labels without the ones spuff sets.
+func userLabels(labels map[string]string) map[string]string {
+	out := make(map[string]string, len(labels))
+	for k, v := range labels {
+		if k != OwnerLabel && !isReserved(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func isReserved(k string) bool {
+	return len(k) >= len(reservedPrefix) && k[:len(reservedPrefix)] == reservedPrefix
+}
+
+// fresh reports whether this Provider made the instance id less than
+// consistencyWindow ago: a "not found" for it then means "not visible
+// yet", and how much of the window is left.
+func (m *machines) fresh(id string) (time.Duration, bool) {
+	age, ok := m.born.age(id)
+	if !ok || age >= consistencyWindow {
+		return 0, false
+	}
+	return consistencyWindow - age, true
+}
+
+// createdAt is when this Provider made id, or the zero time.
+func (m *machines) createdAt(id string) time.Time {
+	age, ok := m.born.age(id)
+	if !ok {
+		return time.Time{}
+	}
+	return time.Now().Add(-age)
+}
+
+// GetInstance returns the machine. A machine this Provider made moments
+// ago that the cloud does not show yet is waited for (within the
+// consistency window); one being destroyed is returned with
+// StatusDestroying; one gone is ErrNotFound.
+func (m *machines) GetInstance(ctx context.Context, id string) (*Instance, error) {
+	const op = "GetInstance"
+	start := time.Now()
+	if err := m.checkID(op, "instance", id, true); err != nil {
+		return nil, err
+	}
+	in, err := m.get(ctx, op, id)
+	if err == nil && in.State == driver.StateGone {
+		err = driver.NotFound("the instance is " + in.RawState)
+	}
+	if err != nil {
+		return nil, m.fail(op, "instance", id, start, err)
+	}
+	return m.instance(in), nil
+}
+
+// get reads the machine, riding over a "not found" while the machine is
+// fresh (see fresh).
+func (m *machines) get(ctx context.Context, op, id string) (*driver.Instance, error) {
+	in, err := retried(ctx, m.pol, op, func(ctx context.Context) (*driver.Instance, error) { return m.d.Get(ctx, id) })
+	if KindOf(err) != KindNotFound {
+		return m.view(in), err
+	}
+	left, ok := m.fresh(id)
+	if !ok {
+		return nil, err
+	}
+	err = m.whileInvisible(ctx, op, id, left, func(ctx context.Context) error {
+		var e error
+		in, e = m.d.Get(ctx, id)
+		return e
+	})
+	return m.view(in), err
+}
+
+// whileInvisible repeats fn while it fails with not found, for at most
+// left: the cloud may not show a machine for a while after making it. It
+// returns fn's last error.
+func (m *machines) whileInvisible(ctx context.Context, op, id string, left time.Duration, fn func(ctx context.Context) error) error {
+	var last error
+	w := waiter{Provider: m.name, Op: op, Resource: "instance", ID: id, Timeout: left,
+		Policy: ExponentialWait(m.pol.t.PollInterval/20, m.pol.t.PollInterval/2, 2, 0.2), Logger: m.pol.log}
+	werr := w.Wait(ctx, func(ctx context.Context) (bool, string, error) {
+		last = wrapErr(m.name, op, m.pol.once(ctx, op, fn))
+		if KindOf(last) == KindNotFound {
+			return false, "not yet visible", nil
+		}
+		return last == nil, "", last
+	})
+	if werr != nil && KindOf(last) == KindNotFound && !errors.Is(werr, context.Canceled) {
+		return last
+	}
+	if werr != nil {
+		return werr
+	}
+	return last
+}
+
+// DestroyInstance deletes the machine; one already gone is success. A
+// machine this Provider made moments ago that the cloud does not show yet
+// is waited for, so that a destroy right after a create is never lost.
+func (m *machines) DestroyInstance(ctx context.Context, id string) error {
+	const op = "DestroyInstance"
+	start := time.Now()
+	if err := m.checkID(op, "instance", id, false); err != nil {
+		return err
+	}
+	del := func(ctx context.Context) error { return m.d.Delete(ctx, id) }
+	err := m.pol.call(ctx, op, del)
+	if KindOf(err) == KindNotFound {
+		if left, ok := m.fresh(id); ok {
+			err = m.whileInvisible(ctx, op, id, left, del)
+		}
+	}
+	if KindOf(err) == KindNotFound {
+		return nil // already gone
+	}
+	if err == nil {
+		m.born.remove(id)
+		m.gone.add(id)
+		m.pol.log.Debug("spuff: destroy accepted", "provider", m.name, "id", id)
+	}
+	return m.fail(op, "instance", id, start, err)
+}
+
+// ListInstances returns every live machine with the ownership label, all
+// pages, page by page.
+func (m *machines) ListInstances(ctx context.Context) ([]*Instance, error) {
+	var out []*Instance
+	for inst, err := range m.instances(ctx, "ListInstances", driver.Query{Labels: m.ownerQuery()}) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inst)
+	}
+	return out, nil
+}
+
+func (m *machines) ownerQuery() map[string]string { return map[string]string{OwnerLabel: m.owner} }
+
+// instances yields the live managed machines matching q, a page at a
+// time, each once.
+func (m *machines) instances(ctx context.Context, op string, q driver.Query) func(yield func(*Instance, error) bool) {
+	return func(yield func(*Instance, error) bool) {
+		start := time.Now()
+		seen := map[string]bool{}
+		err := m.pages(ctx, op, q, func(page []*driver.Instance) bool {
+			for _, in := range page {
+				if seen[in.ID] || !m.owned(in.Labels) || !live(in) || !matches(in.Labels, q.Labels) {
+					continue
+				}
+				seen[in.ID] = true
+				if !yield(m.instance(in), nil) {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			yield(nil, m.fail(op, "", "", start, err))
+		}
+	}
+}
+
+// maxPages bounds a listing, in case an API keeps answering "next".
+const maxPages = 100000
+
+// pages calls each with every page of the machines matching q, each page
+// retried on its own, until each returns false.
+func (m *machines) pages(ctx context.Context, op string, q driver.Query, each func([]*driver.Instance) bool) error {
+	token := ""
+	for range maxPages {
+		var page []*driver.Instance
+		var next string
+		err := m.pol.call(ctx, op, func(ctx context.Context) error {
+			var err error
+			page, next, err = m.d.List(ctx, q, token)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i, in := range page {
+			page[i] = m.view(in)
+		}
+		if !each(page) || next == "" || next == token {
+			return nil
+		}
+		token = next
+	}
+	return nil
+}
+
+// matches reports whether labels carry every label of want.
+func matches(labels, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ListSSHKeys returns the account's keys.
+func (m *machines) ListSSHKeys(ctx context.Context) ([]*SSHKey, error) {
+	const op = "ListSSHKeys"
+	start := time.Now()
+	if !m.info.SSHKeys {
+		return nil, &Error{Kind: KindNotSupported, Provider: m.name, Op: op, Message: "the provider has no SSH keys"}
+	}
+	keys, err := retried(ctx, m.pol, op, m.d.Keys)
+	if err != nil {
+		return nil, m.fail(op, "", "", start, err)
+	}
+	out := make([]*SSHKey, len(keys))
+	for i, k := range keys {
+		out[i] = &SSHKey{ID: k.ID, Name: k.Name, Fingerprint: k.Fingerprint, PublicKey: k.PublicKey}
+	}
+	return out, nil
+}
+
+// WaitReady polls the machine until it runs with a public IP.
+func (m *machines) WaitReady(ctx context.Context, id string) (*Instance, error) {
+	const op = "WaitReady"
+	start := time.Now()
+	if err := m.checkID(op, "instance", id, true); err != nil {
+		return nil, err
+	}
+	var last *Instance
+	seen := false
+	err := m.pol.waitFor(ctx, op, "instance", id, m.pol.t.InstanceReady, m.info.ExpectedBoot, m.createdAt(id), func(ctx context.Context) (bool, string, error) {
+		in, err := m.d.Get(ctx, id)
+		in = m.view(in)
+		if err != nil {
+			if _, fresh := m.fresh(id); fresh && !seen && driver.KindOf(err) == driver.KindNotFound {
+				return false, "not yet visible", nil
+			}
+			return false, "", err
+		}
+		seen = true
+		if !live(in) {
+			return false, in.RawState, driver.NotFound("the instance is " + in.RawState)
+		}
+		last = m.instance(in)
+		return last.Ready(), readyState(last), nil
+	})
+	if err != nil {
+		return nil, m.fail(op, "instance", id, start, err)
+	}
+	return last, nil
+}
+
+// readyState describes a machine for a wait's progress and timeout.
+func readyState(in *Instance) string {
+	ip := in.PublicIPv4.IsValid() || in.PublicIPv6.IsValid()
+	switch {
+	case in.Status == StatusActive && !ip:
+		return in.RawStatus + " without public IP"
+	case in.Status != StatusActive && ip:
+		return in.RawStatus + " with public IP"
+	}
+	return in.RawStatus
+}
+
+// cloneLabels returns a copy of labels with extra set.
+func cloneLabels(labels map[string]string, extra map[string]string) map[string]string {
+	out := maps.Clone(labels)
+	if out == nil {
+		out = make(map[string]string, len(extra))
+	}
+	maps.Copy(out, extra)
+	return out
+}
