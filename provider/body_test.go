@@ -1,14 +1,13 @@
-package provider_test
+package provider
 
 import (
 	"errors"
+	"github.com/spuffgo/spuff/provider/driver"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/spuffgo/spuff/provider"
 )
 
 func TestLimitBody(t *testing.T) {
@@ -34,18 +33,18 @@ func TestLimitBody(t *testing.T) {
 				r = io.MultiReader(r, errReader{tc.readErr})
 			}
 			resp := &http.Response{Body: io.NopCloser(r)}
-			provider.LimitBody(resp, tc.limit)
+			limitBody(resp, tc.limit)
 			got, err := io.ReadAll(resp.Body)
-			var tooBig *provider.BodyTooLargeError
+			var tooBig *driver.BodyTooLargeError
 			switch {
 			case tc.tooBig:
 				if !errors.As(err, &tooBig) || tooBig.Limit != tc.limit {
-					t.Fatalf("read %d bytes, err %v; want a *BodyTooLargeError of limit %d", len(got), err, tc.limit)
+					t.Fatalf("read %d bytes, err %v; want a *driver.BodyTooLargeError of limit %d", len(got), err, tc.limit)
 				}
 				if int64(len(got)) > tc.limit {
 					t.Errorf("read %d bytes past the limit %d", len(got), tc.limit)
 				}
-				if k := provider.KindOf(provider.Classify("x", "Op", 0, nil, err)); k != provider.KindNetwork {
+				if k := KindOf(wrapErr("x", "Op", err)); k != KindNetwork {
 					t.Errorf("Classify kind %s, want network error", k)
 				}
 			case tc.readErr != nil:
@@ -57,36 +56,35 @@ func TestLimitBody(t *testing.T) {
 			}
 		})
 	}
-	provider.LimitBody(nil, 1) // no panic
-	provider.LimitBody(&http.Response{}, 1)
+	limitBody(nil, 1) // no panic
+	limitBody(&http.Response{}, 1)
 }
 
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
-// TestPolicyClientBoundsAnswers: the client a Policy hands to an SDK reads
-// at most MaxResponseBytes of an answer that never ends.
+// TestPolicyClientBoundsAnswers: the client a driver builds its SDK on reads
+// at most maxResponseBytes of an answer that never ends.
 func TestPolicyClientBoundsAnswers(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		chunk := []byte(strings.Repeat("a", 1<<20))
-		for range provider.MaxResponseBytes>>20 + 4 {
+		for range maxResponseBytes>>20 + 4 {
 			if _, err := w.Write(chunk); err != nil {
 				return
 			}
 		}
 	}))
 	defer srv.Close()
-	pol := provider.NewPolicy("x", provider.Config{Pacer: provider.NewPacer()}, provider.PolicyDefaults{})
-	c := pol.Client(srv.Client())
+	c := &http.Client{Transport: &pacedTransport{pacer: NewPacer(), base: srv.Client().Transport, limit: maxResponseBytes}}
 	resp, err := c.Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	n, err := io.Copy(io.Discard, resp.Body)
-	var tooBig *provider.BodyTooLargeError
-	if !errors.As(err, &tooBig) || n != provider.MaxResponseBytes {
-		t.Fatalf("read %d bytes, err %v; want %d bytes then a *BodyTooLargeError", n, err, provider.MaxResponseBytes)
+	var tooBig *driver.BodyTooLargeError
+	if !errors.As(err, &tooBig) || n != maxResponseBytes {
+		t.Fatalf("read %d bytes, err %v; want %d bytes then a *driver.BodyTooLargeError", n, err, maxResponseBytes)
 	}
 }

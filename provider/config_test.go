@@ -164,6 +164,7 @@ func TestProviderTimeoutsWithDefaults(t *testing.T) {
 		HTTPRequest:    30 * time.Second,
 		SSHConnect:     5 * time.Minute,
 		CloudInit:      10 * time.Minute,
+		Lookup:         10 * time.Second,
 	}
 	if def != want {
 		t.Fatalf("DefaultTimeouts = %+v, want %+v", def, want)
@@ -174,12 +175,12 @@ func TestProviderTimeoutsWithDefaults(t *testing.T) {
 		want provider.ProviderTimeouts
 	}{
 		{"zero", provider.ProviderTimeouts{}, want},
-		{"negative", provider.ProviderTimeouts{InstanceReady: -1, ActionComplete: -time.Hour, PollInterval: -1, HTTPRequest: -1, SSHConnect: -1, CloudInit: -1}, want},
-		{"all set", provider.ProviderTimeouts{1, 2, 3, 4, 5, 6}, provider.ProviderTimeouts{1, 2, 3, 4, 5, 6}},
+		{"negative", provider.ProviderTimeouts{InstanceReady: -1, ActionComplete: -time.Hour, PollInterval: -1, HTTPRequest: -1, SSHConnect: -1, CloudInit: -1, Lookup: -1}, want},
+		{"all set", provider.ProviderTimeouts{1, 2, 3, 4, 5, 6, 7}, provider.ProviderTimeouts{1, 2, 3, 4, 5, 6, 7}},
 		{"some set", provider.ProviderTimeouts{PollInterval: 100 * time.Millisecond, CloudInit: time.Hour},
 			provider.ProviderTimeouts{
 				InstanceReady: want.InstanceReady, ActionComplete: want.ActionComplete, PollInterval: 100 * time.Millisecond,
-				HTTPRequest: want.HTTPRequest, SSHConnect: want.SSHConnect, CloudInit: time.Hour,
+				HTTPRequest: want.HTTPRequest, SSHConnect: want.SSHConnect, CloudInit: time.Hour, Lookup: want.Lookup,
 			}},
 	}
 	for _, tt := range tests {

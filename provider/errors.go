@@ -312,6 +312,11 @@ func outcomeUnknown(err error) bool {
 	if err == nil {
 		return false
 	}
+	switch KindOf(err) {
+	case KindInvalidConfig, KindAuthentication, KindNotSupported, KindNotFound, KindUnknownProvider,
+		KindConflict, KindQuotaExceeded, KindCapacity, KindRateLimit:
+		return false // the cloud refused it (EC2 says "no capacity" with a 500)
+	}
 	var perr *Error
 	if errors.As(err, &perr) {
 		switch {
@@ -320,11 +325,6 @@ func outcomeUnknown(err error) bool {
 		case perr.Status != 0:
 			return false
 		}
-	}
-	switch KindOf(err) {
-	case KindInvalidConfig, KindAuthentication, KindNotSupported, KindNotFound, KindUnknownProvider,
-		KindConflict, KindQuotaExceeded, KindCapacity, KindRateLimit:
-		return false
 	}
 	return true
 }

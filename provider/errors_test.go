@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spuffgo/spuff/provider/driver"
 	"io"
 	"math"
 	"net"
@@ -149,7 +150,10 @@ func TestIsRetryable(t *testing.T) {
 		{"API 418", &provider.Error{Kind: provider.KindAPI, Status: 418}, false},
 		{"not found", provider.ErrNotFound, false},
 		{"not found error", &provider.Error{Kind: provider.KindNotFound, Status: 404}, false},
-		{"invalid config", provider.InvalidField("Name", "bad"), false},
+		{"invalid config", &provider.Error{Kind: provider.KindInvalidConfig, Field: "Name"}, false},
+		{"outcome unknown", &provider.Error{Kind: provider.KindOutcomeUnknown}, true},
+		{"conflict", &provider.Error{Kind: provider.KindConflict}, false},
+		{"capacity", &provider.Error{Kind: provider.KindCapacity, Status: 500}, false},
 		{"authentication", &provider.Error{Kind: provider.KindAuthentication, Status: 401}, false},
 		{"quota", provider.ErrQuotaExceeded, false},
 		{"not supported", provider.ErrNotSupported, false},
@@ -191,72 +195,14 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
-func TestKindForStatus(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		status int
-		want   provider.Kind
-	}{
-		{0, provider.KindUnknown},
-		{200, provider.KindUnknown},
-		{204, provider.KindUnknown},
-		{301, provider.KindUnknown},
-		{400, provider.KindInvalidConfig},
-		{401, provider.KindAuthentication},
-		{403, provider.KindAuthentication},
-		{404, provider.KindNotFound},
-		{409, provider.KindAPI},
-		{422, provider.KindInvalidConfig},
-		{429, provider.KindRateLimit},
-		{500, provider.KindAPI},
-		{502, provider.KindAPI},
-		{503, provider.KindAPI},
-		{599, provider.KindAPI},
+// classify does what the portable layer does with a driver's error: the
+// driver makes an HTTP answer a *driver.Error (driver.FromStatus), the
+// portable layer wraps it.
+func classify(prov, op string, status int, h http.Header, err error) error {
+	if status >= 300 && err != nil {
+		err = driver.FromStatus(status, h, "", err)
 	}
-	for _, tt := range tests {
-		if got := provider.KindForStatus(tt.status); got != tt.want {
-			t.Errorf("KindForStatus(%d) = %v, want %v", tt.status, got, tt.want)
-		}
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"   ", 0},
-		{"5", 5 * time.Second},
-		{" 5 ", 5 * time.Second},
-		{"120", 2 * time.Minute},
-		{"1.5", 1500 * time.Millisecond},
-		{"0.25", 250 * time.Millisecond},
-		{"0", 0},
-		{"-3", 0},
-		{"86400", 24 * time.Hour},
-		{"86401", 0},
-		{"1e30", 0},
-		{"NaN", 0},
-		{"nan", 0},
-		{"Inf", 0},
-		{"-Inf", 0},
-		{"soon", 0},
-		{"5s", 0},
-		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
-		{now.Add(2 * time.Hour).Format(http.TimeFormat), 2 * time.Hour},
-		{now.Add(30 * time.Second).Format(time.RFC850), 30 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-		{now.Format(http.TimeFormat), 0},
-		{"Sun, 99 Jun 2025 12:00:00 GMT", 0},
-	}
-	for _, tt := range tests {
-		if got := provider.ParseRetryAfter(tt.in, now); got != tt.want {
-			t.Errorf("ParseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
+	return provider.WrapErr(prov, op, err)
 }
 
 func TestClassify(t *testing.T) {
@@ -293,15 +239,17 @@ func TestClassify(t *testing.T) {
 		{name: "canceled", err: context.Canceled, kind: provider.KindUnknown, is: []error{context.Canceled}},
 		{name: "plain", err: errors.New("something odd"), kind: provider.KindUnknown},
 		{name: "sentinel not found", err: provider.ErrNotFound, kind: provider.KindNotFound, is: []error{provider.ErrNotFound}},
-		{name: "wrapped sentinel rate limit", header: retryAfter("2"), err: fmt.Errorf("throttled: %w", provider.ErrRateLimit),
-			kind: provider.KindRateLimit, retryAfter: 2 * time.Second, retryable: true, is: []error{provider.ErrRateLimit}},
-		{name: "sentinel wins over status", status: 400, err: fmt.Errorf("quota: %w", provider.ErrQuotaExceeded),
+		{name: "wrapped sentinel rate limit", err: fmt.Errorf("throttled: %w", provider.ErrRateLimit),
+			kind: provider.KindRateLimit, retryable: true, is: []error{provider.ErrRateLimit}},
+		{name: "driver error keeps its kind", err: &driver.Error{Kind: driver.KindQuotaExceeded, Status: 403, Err: &sdkError{403, "limit"}},
 			kind: provider.KindQuotaExceeded, is: []error{provider.ErrQuotaExceeded}},
+		{name: "driver error the cloud says to repeat", err: &driver.Error{Kind: driver.KindAPI, Status: 423, Retry: true, Err: &sdkError{423, "locked"}},
+			kind: provider.KindAPI, retryable: true, is: []error{provider.ErrAPI}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := provider.Classify(prov, op, tt.status, tt.header, tt.err)
+			err := classify(prov, op, tt.status, tt.header, tt.err)
 			var perr *provider.Error
 			if !errors.As(err, &perr) {
 				t.Fatalf("Classify returned %T %v, want *provider.Error", err, err)
@@ -312,8 +260,9 @@ func TestClassify(t *testing.T) {
 			if perr.Provider != prov || perr.Op != op {
 				t.Errorf("Provider, Op = %q, %q; want %q, %q", perr.Provider, perr.Op, prov, op)
 			}
-			if perr.Status != tt.status {
-				t.Errorf("Status = %d, want %d", perr.Status, tt.status)
+			var de *driver.Error
+			if want := tt.status; perr.Status != want && !(errors.As(tt.err, &de) && perr.Status == de.Status) {
+				t.Errorf("Status = %d, want %d", perr.Status, want)
 			}
 			if perr.RetryAfter != tt.retryAfter {
 				t.Errorf("RetryAfter = %v, want %v", perr.RetryAfter, tt.retryAfter)
@@ -321,7 +270,7 @@ func TestClassify(t *testing.T) {
 			if got := provider.IsRetryable(err); got != tt.retryable {
 				t.Errorf("IsRetryable = %v, want %v", got, tt.retryable)
 			}
-			if !errors.Is(err, tt.err) {
+			if !errors.Is(err, tt.err) && !errors.As(tt.err, &de) {
 				t.Errorf("the original error is not reachable with errors.Is")
 			}
 			for _, target := range tt.is {
@@ -344,7 +293,7 @@ func TestClassify(t *testing.T) {
 
 func TestClassifyNil(t *testing.T) {
 	t.Parallel()
-	if err := provider.Classify("p", "op", 500, nil, nil); err != nil {
+	if err := classify("p", "op", 500, nil, nil); err != nil {
 		t.Fatalf("Classify(nil) = %v, want nil", err)
 	}
 }
@@ -352,7 +301,7 @@ func TestClassifyNil(t *testing.T) {
 func TestClassifyRetryAfterDate(t *testing.T) {
 	t.Parallel()
 	h := http.Header{"Retry-After": []string{time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}}
-	d, ok := provider.RetryAfter(provider.Classify("p", "op", 429, h, errors.New("slow down")))
+	d, ok := provider.RetryAfter(classify("p", "op", 429, h, errors.New("slow down")))
 	if !ok || d < 58*time.Minute || d > time.Hour {
 		t.Errorf("RetryAfter = %v, %v; want about 1h", d, ok)
 	}
@@ -363,7 +312,7 @@ func TestClassifyKeepsExistingError(t *testing.T) {
 	t.Run("fills provider and op", func(t *testing.T) {
 		t.Parallel()
 		orig := &provider.Error{Kind: provider.KindNotFound, Resource: "instance", ID: "42", Status: 404}
-		err := provider.Classify("hetzner", "GetInstance", 500, nil, fmt.Errorf("lookup: %w", orig))
+		err := classify("hetzner", "GetInstance", 500, nil, fmt.Errorf("lookup: %w", orig))
 		var perr *provider.Error
 		if !errors.As(err, &perr) {
 			t.Fatal("no *Error")
@@ -381,7 +330,7 @@ func TestClassifyKeepsExistingError(t *testing.T) {
 	t.Run("keeps provider and op already set", func(t *testing.T) {
 		t.Parallel()
 		orig := &provider.Error{Kind: provider.KindRateLimit, Provider: "aws", Op: "DescribeInstances", RetryAfter: time.Second}
-		err := provider.Classify("other", "Other", 0, nil, orig)
+		err := classify("other", "Other", 0, nil, orig)
 		var perr *provider.Error
 		if !errors.As(err, &perr) || perr.Provider != "aws" || perr.Op != "DescribeInstances" || perr.RetryAfter != time.Second {
 			t.Errorf("got %#v", perr)
@@ -426,7 +375,7 @@ func TestErrorNeverContainsToken(t *testing.T) {
 	t.Parallel()
 	const token = "dop_v1_SUPERSECRETTOKEN"
 	cfg := provider.Config{Token: token}
-	err := provider.Classify("digitalocean", "Open", 401, nil, fmt.Errorf("bad token %v (%s)", cfg.Token, cfg.Token))
+	err := classify("digitalocean", "Open", 401, nil, fmt.Errorf("bad token %v (%s)", cfg.Token, cfg.Token))
 	if strings.Contains(err.Error(), token) || strings.Contains(fmt.Sprintf("%+v", err), token) {
 		t.Errorf("error leaks the token: %v", err)
 	}
@@ -436,7 +385,7 @@ func TestRetryAfterValuesAreSane(t *testing.T) {
 	t.Parallel()
 	// A Retry-After never yields a negative or absurd duration.
 	for _, v := range []string{"NaN", "-1", "1e308", "-0", "0x10", "+Inf", "1e-300"} {
-		d := provider.ParseRetryAfter(v, time.Now())
+		d := driver.ParseRetryAfter(v, time.Now())
 		if d < 0 || d > 24*time.Hour || d == math.MinInt64 {
 			t.Errorf("ParseRetryAfter(%q) = %v", v, d)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spuffgo/spuff/provider/driver"
+	"github.com/spuffgo/spuff/provider/internal/memdriver"
 	"net/http"
 	"time"
 
@@ -45,33 +47,30 @@ func ExampleInstanceRequest_Validate() {
 	// true
 }
 
-// A driver turns the SDK's error into an *Error; callers test its kind with
-// errors.Is, read the details with errors.As, and still reach the SDK's own
-// error through Unwrap.
-func ExampleClassify() {
-	sdkErr := errors.New("server not found") // what the SDK returned
-	err := provider.Classify("hetzner", "GetInstance", http.StatusNotFound, nil, sdkErr)
+// A create that collides with a machine that already exists is a
+// conflict naming that machine in Existing: it is not the caller's to clean
+// up. Only Leftover names what the failed call itself made.
+func ExampleError() {
+	mem := memdriver.New()
+	mem.Add(driver.Instance{Name: "prod-db", State: driver.StateRunning, Labels: map[string]string{"managed-by": "someone-else"}})
+	mem.UniqueNames = true // as on Hetzner
+	p, _ := provider.OpenDriver(context.Background(), "mem", mem.Opener(), provider.Config{})
 
-	fmt.Println(err)
-	fmt.Println(errors.Is(err, provider.ErrNotFound))
-	fmt.Println(errors.Is(err, sdkErr))
-	fmt.Println(provider.IsRetryable(err))
-
+	_, err := p.CreateInstance(context.Background(), provider.InstanceRequest{
+		Name: "prod-db", Region: "r1", Size: "s1", Image: provider.Ubuntu("24.04"),
+	})
 	var perr *provider.Error
 	if errors.As(err, &perr) {
-		fmt.Println(perr.Provider, perr.Op, perr.Status)
+		fmt.Println(errors.Is(err, provider.ErrConflict), perr.Field, "existing:", perr.Existing, "leftover:", perr.Leftover == "")
 	}
+	fmt.Println(provider.IsRetryable(err))
 	// Output:
-	// spuff: hetzner: GetInstance: not found [HTTP 404]: server not found
-	// true
-	// true
+	// true Name existing: 1 leftover: true
 	// false
-	// hetzner GetInstance 404
 }
 
 func ExampleRetryAfter() {
-	h := http.Header{"Retry-After": []string{"30"}}
-	err := provider.Classify("digitalocean", "ListInstances", http.StatusTooManyRequests, h, errors.New("too many requests"))
+	err := fmt.Errorf("listing: %w", &provider.Error{Kind: provider.KindRateLimit, Provider: "digitalocean", Op: "ListInstances", Status: http.StatusTooManyRequests, RetryAfter: 30 * time.Second})
 
 	if errors.Is(err, provider.ErrRateLimit) {
 		d, ok := provider.RetryAfter(err)
@@ -88,9 +87,7 @@ func ExampleRetryAfter() {
 // import that registers a driver.
 func ExampleRegistry() {
 	reg := provider.NewRegistry()
-	reg.Register("toy", func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
-		return &toyProvider{name: "toy", cfg: cfg}, nil
-	})
+	reg.Register("toy", memdriver.New().Opener())
 
 	p, err := reg.Open(context.Background(), "toy", provider.Config{})
 	if err != nil {
@@ -107,41 +104,4 @@ func ExampleRegistry() {
 	// [toy]
 	// true
 	// spuff: Open hetzner: unknown provider: no provider "hetzner" is registered (registered: toy); forgotten import? add: import _ "github.com/spuffgo/spuff/provider/hetzner"
-}
-
-// A Waiter polls until the condition holds, riding over transient errors
-// such as a 503, and gives up with a timeout error naming the last state.
-func ExampleWaiter() {
-	polls := 0
-	poll := func(ctx context.Context) (done bool, state string, err error) {
-		polls++
-		switch polls {
-		case 1:
-			return false, "new", nil
-		case 2:
-			return false, "", &provider.Error{Kind: provider.KindAPI, Status: 503} // transient
-		default:
-			return true, "active", nil
-		}
-	}
-	w := provider.Waiter{
-		Op:      "WaitReady",
-		Timeout: time.Minute,
-		Policy:  provider.FixedWait(time.Millisecond),
-	}
-	err := w.Wait(context.Background(), poll)
-	fmt.Println(err, polls)
-
-	// A condition that never holds ends in a timeout.
-	w.Timeout = 10 * time.Millisecond
-	err = w.Wait(context.Background(), func(ctx context.Context) (bool, string, error) {
-		return false, "booting", nil
-	})
-	var perr *provider.Error
-	if errors.As(err, &perr) {
-		fmt.Println(errors.Is(err, provider.ErrTimeout), perr.LastState)
-	}
-	// Output:
-	// <nil> 3
-	// true booting
 }

@@ -3,55 +3,36 @@ package provider_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
+
+	"github.com/spuffgo/spuff/provider/driver"
+	"github.com/spuffgo/spuff/provider/internal/memdriver"
 
 	"github.com/spuffgo/spuff/provider"
 )
 
-// toyProvider is a minimal in-memory Provider used by the registry tests and
-// examples. Only Name and Capabilities do anything.
-type toyProvider struct {
-	name string
-	cfg  provider.Config
+// toyOpener opens an in-memory driver and records the settings it got.
+type toyOpener struct {
+	mu  sync.Mutex
+	got *driver.Settings
 }
 
-var _ provider.Provider = (*toyProvider)(nil)
-
-func (p *toyProvider) Name() string { return p.name }
-func (p *toyProvider) Capabilities() provider.Capabilities {
-	return provider.Capabilities{SSHKeys: true}
-}
-func (p *toyProvider) CreateInstance(ctx context.Context, req provider.InstanceRequest) (*provider.Instance, error) {
-	if err := req.Validate(); err != nil {
-		return nil, err
-	}
-	return &provider.Instance{ID: "1", Name: req.Name, Status: provider.StatusNew}, nil
-}
-func (p *toyProvider) DestroyInstance(context.Context, string) error { return nil }
-func (p *toyProvider) GetInstance(_ context.Context, id string) (*provider.Instance, error) {
-	return nil, &provider.Error{Kind: provider.KindNotFound, Provider: p.name, Op: "GetInstance", Resource: "instance", ID: id}
-}
-func (p *toyProvider) ListInstances(context.Context) ([]*provider.Instance, error) { return nil, nil }
-func (p *toyProvider) WaitReady(_ context.Context, id string) (*provider.Instance, error) {
-	return nil, provider.ErrNotSupported
-}
-func (p *toyProvider) CreateSnapshot(context.Context, string, string) (*provider.Snapshot, error) {
-	return nil, provider.ErrNotSupported
-}
-func (p *toyProvider) ListSnapshots(context.Context) ([]*provider.Snapshot, error) {
-	return nil, provider.ErrNotSupported
-}
-func (p *toyProvider) DeleteSnapshot(context.Context, string) error { return provider.ErrNotSupported }
-func (p *toyProvider) ListSSHKeys(context.Context) ([]*provider.SSHKey, error) {
-	return []*provider.SSHKey{{ID: "1", Name: "me"}}, nil
+func (o *toyOpener) Open(_ context.Context, s *driver.Settings) (driver.Driver, error) {
+	o.mu.Lock()
+	o.got = s
+	o.mu.Unlock()
+	return memdriver.New(), nil
 }
 
-// toyFactory returns a Factory building a toyProvider named name.
-func toyFactory(name string) provider.Factory {
-	return func(_ context.Context, cfg provider.Config) (provider.Provider, error) {
-		return &toyProvider{name: name, cfg: cfg}, nil
-	}
+func (o *toyOpener) settings() *driver.Settings {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.got
 }
+
+// toyFactory returns an Opener of an in-memory driver.
+func toyFactory(string) *toyOpener { return &toyOpener{} }
 
 // requireInvalid fails t unless err is an invalid-config *Error naming field.
 func requireInvalid(t *testing.T, err error, field string) *provider.Error {

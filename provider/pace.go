@@ -420,8 +420,8 @@ func (p *Pacer) Client(c *http.Client) *http.Client {
 type pacedTransport struct {
 	pacer   *Pacer
 	base    http.RoundTripper
-	timeout time.Duration                    // 0: none
-	limit   int64                            // 0: none
+	timeout time.Duration              // 0: none
+	limit   int64                      // 0: none
 	class   func(*http.Request) string // nil: every request is of class ""
 }
 

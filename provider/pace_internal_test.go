@@ -56,57 +56,33 @@ func (p *Pacer) tokens() float64 {
 	return p.buckets[0].tokens
 }
 
-// A reserved slot is taken by the first Wait on its pacer under the
-// context (or one derived from it), and given back when no request took it.
-func TestPacerReserve(t *testing.T) {
+// A window with a class paces only the requests of that class; the
+// windows without one pace every request.
+func TestPacerClasses(t *testing.T) {
 	t.Parallel()
-	p := NewPacer(RateLimit{Requests: 10, Per: time.Hour})
-	q := NewPacer(RateLimit{Requests: 10, Per: time.Hour})
-	s, err := p.reserve(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	p := NewPacer(RateLimit{Requests: 10, Per: time.Hour}, RateLimit{Requests: 2, Per: time.Hour, Class: "run"})
+	ctx := context.Background()
+	for range 2 {
+		if err := p.wait(ctx, "run"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	var ctx context.Context = s
-	if got := p.tokens(); got > 9.01 || got < 8.99 {
-		t.Fatalf("tokens after reserve = %.2f, want 9", got)
-	}
-	derived, cancel := context.WithTimeout(ctx, time.Minute)
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if err := p.Wait(derived); err != nil {
-		t.Fatal(err)
+	if err := p.wait(short, "run"); err == nil {
+		t.Error("a third request of class run was admitted; its window holds 2 an hour")
 	}
-	if got := p.tokens(); got > 9.01 || got < 8.99 {
-		t.Errorf("tokens after the Wait that took the slot = %.2f, want still 9", got)
+	if err := p.wait(ctx, "read"); err != nil {
+		t.Errorf("a request of another class waited: %v", err)
 	}
-	if err := p.Wait(derived); err != nil { // a second request pays
-		t.Fatal(err)
+	if got := p.tokens(); got > 7.01 || got < 6.99 {
+		t.Errorf("tokens of the window of every request = %.2f, want 7 (the refused one given back)", got)
 	}
-	if err := q.Wait(ctx); err != nil { // another pacer ignores the slot
-		t.Fatal(err)
+	if got := p.share(time.Second, "run"); got > 0.01 {
+		t.Errorf("share of class run = %.2f, want 0 (its window is spent)", got)
 	}
-	s.release() // the slot was used: nothing to give back
-	if got, gotQ := p.tokens(), q.tokens(); got > 8.01 || got < 7.99 || gotQ > 9.01 || gotQ < 8.99 {
-		t.Errorf("tokens = %.2f and %.2f, want 8 and 9", got, gotQ)
-	}
-
-	s, err = p.reserve(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.release()
-	s.release()
-	if got := p.tokens(); got > 8.01 || got < 7.99 {
-		t.Errorf("tokens after an unused reservation = %.2f, want 8 (given back once)", got)
-	}
-	if st := p.Stats(); st.Requests != 3 {
-		t.Errorf("Stats.Requests = %d, want 3 (two reservations and one paid Wait)", st.Requests)
-	}
-
-	var nilPacer *Pacer
-	if s, err := nilPacer.reserve(context.Background()); err != nil || s != nil {
-		t.Errorf("nil pacer reserve = %v, %v; want nil, nil", s, err)
-	} else {
-		s.release()
+	if got := p.share(time.Second, "read"); got <= 0 {
+		t.Errorf("share of class read = %.2f, want some", got)
 	}
 }
 
@@ -130,7 +106,7 @@ func TestPacerThrottleSpacesCallers(t *testing.T) {
 		now := time.Now()
 		var got []time.Duration
 		for range 5 {
-			got = append(got, p.takeLocked(now))
+			got = append(got, p.takeLocked(now, ""))
 		}
 		p.mu.Unlock()
 		for i, d := range got {
@@ -160,7 +136,7 @@ func TestPacer429KeepsBudgetTheHeaderReports(t *testing.T) {
 		now := time.Now()
 		var last time.Duration
 		for range 5 {
-			last = p.takeLocked(now)
+			last = p.takeLocked(now, "")
 		}
 		p.mu.Unlock()
 		// Drained, five callers need about four tokens at 1/s; kept, they
@@ -185,7 +161,7 @@ func TestPacerReserve20th(t *testing.T) {
 		p.mu.Lock()
 		now := time.Now()
 		free := 0
-		for p.takeLocked(now) == 0 {
+		for p.takeLocked(now, "") == 0 {
 			free++
 		}
 		p.mu.Unlock()
@@ -217,7 +193,7 @@ func TestPacerDefaultPause(t *testing.T) {
 		p := NewPacer(tt.limits...)
 		p.Observe(429, tt.header)
 		p.mu.Lock()
-		got := p.takeLocked(time.Now())
+		got := p.takeLocked(time.Now(), "")
 		p.mu.Unlock()
 		if got < tt.want-2*time.Millisecond || got > tt.want+2*time.Millisecond {
 			t.Errorf("%s: first caller waits %v, want %v", tt.name, got, tt.want)
@@ -232,29 +208,29 @@ func TestPacerShare(t *testing.T) {
 	p := NewPacer(RateLimit{Requests: 100, Per: time.Second}, RateLimit{Requests: 1000, Per: time.Hour})
 	end1 := p.beginWait()
 	// 95 tokens above the reserve, +100/s.
-	if got := p.share(time.Second); got < 97 || got > 98 {
+	if got := p.share(time.Second, ""); got < 97 || got > 98 {
 		t.Errorf("one wait, 1 s: share %.1f, want 97.5", got)
 	}
 	end2 := p.beginWait()
-	if got := p.share(0); got < 23.7 || got > 23.8 {
+	if got := p.share(0, ""); got < 23.7 || got > 23.8 {
 		t.Errorf("two waits, now: share %.2f, want 23.75", got)
 	}
 	end1()
 	end2()
 	for range 200 { // deep in debt: nothing to share
 		p.mu.Lock()
-		p.takeLocked(time.Now())
+		p.takeLocked(time.Now(), "")
 		p.mu.Unlock()
 	}
-	if got := p.share(0); got != 0 {
+	if got := p.share(0, ""); got != 0 {
 		t.Errorf("in debt: share %.2f, want 0", got)
 	}
-	if got := NewPacer().share(time.Second); !math.IsInf(got, 1) {
+	if got := NewPacer().share(time.Second, ""); !math.IsInf(got, 1) {
 		t.Errorf("no windows: share %v, want +Inf", got)
 	}
 	var nilPacer *Pacer
 	nilPacer.beginWait()()
-	if got := nilPacer.share(time.Second); !math.IsInf(got, 1) {
+	if got := nilPacer.share(time.Second, ""); !math.IsInf(got, 1) {
 		t.Errorf("nil pacer: share %v, want +Inf", got)
 	}
 }

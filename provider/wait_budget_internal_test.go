@@ -62,7 +62,7 @@ func TestWaiterSkipsOptionalPolls(t *testing.T) {
 	t.Parallel()
 	for _, spare := range []bool{false, true} {
 		var polls, asked atomic.Int32
-		w := Waiter{
+		w := waiter{
 			Policy: AdaptiveWait(100*time.Millisecond, time.Millisecond, 10*time.Millisecond),
 			Since:  time.Now(), Timeout: time.Minute,
 			budget: func(time.Duration) float64 { return 1 },

@@ -1,4 +1,4 @@
-package provider_test
+package provider
 
 import (
 	"bytes"
@@ -11,14 +11,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/spuffgo/spuff/provider"
 )
 
 // fast polls every millisecond, so that waits in tests are short.
-var fast = provider.FixedWait(time.Millisecond)
+var fast = FixedWait(time.Millisecond)
 
-// script returns a PollFunc that plays the given steps in order and then
+// script returns a pollFunc that plays the given steps in order and then
 // repeats the last one forever, counting the polls.
 type step struct {
 	done  bool
@@ -50,7 +48,7 @@ func (s *script) count() int {
 }
 
 func api503() error {
-	return &provider.Error{Kind: provider.KindAPI, Status: 503, Err: &sdkError{503, "unavailable"}}
+	return &Error{Kind: KindAPI, Status: 503, Err: &waitSDKError{503, "unavailable"}}
 }
 
 func TestWaiterSucceeds(t *testing.T) {
@@ -67,10 +65,10 @@ func TestWaiterSucceeds(t *testing.T) {
 		{"rides over 503s", []step{{err: api503()}, {err: api503()}, {done: true}}, 3, 2},
 		{"rides over every transient kind", []step{
 			{err: api503()},
-			{err: &provider.Error{Kind: provider.KindRateLimit, Status: 429}},
-			{err: &provider.Error{Kind: provider.KindNetwork, Err: errors.New("connection reset")}},
+			{err: &Error{Kind: KindRateLimit, Status: 429}},
+			{err: &Error{Kind: KindNetwork, Err: errors.New("connection reset")}},
 			{err: fmt.Errorf("get: %w", context.DeadlineExceeded)}, // an attempt's own deadline
-			{err: provider.ErrNetwork},
+			{err: ErrNetwork},
 			{done: true, state: "active"},
 		}, 6, 5},
 		{"done with an error is not done", []step{{done: true, err: api503()}, {done: true}}, 2, 1},
@@ -80,7 +78,7 @@ func TestWaiterSucceeds(t *testing.T) {
 			t.Parallel()
 			s := &script{steps: tt.steps}
 			var onPolls, onErrs atomic.Int32
-			w := provider.Waiter{Policy: fast, Timeout: time.Minute, OnPoll: func(_ string, err error) {
+			w := waiter{Policy: fast, Timeout: time.Minute, OnPoll: func(_ string, err error) {
 				onPolls.Add(1)
 				if err != nil {
 					onErrs.Add(1)
@@ -108,9 +106,9 @@ func TestWaiterStopsOnPermanentError(t *testing.T) {
 		name string
 		err  error
 	}{
-		{"not found", &provider.Error{Kind: provider.KindNotFound, Status: 404}},
-		{"authentication", &provider.Error{Kind: provider.KindAuthentication, Status: 401}},
-		{"api 409", &provider.Error{Kind: provider.KindAPI, Status: 409}},
+		{"not found", &Error{Kind: KindNotFound, Status: 404}},
+		{"authentication", &Error{Kind: KindAuthentication, Status: 401}},
+		{"api 409", &Error{Kind: KindAPI, Status: 409}},
 		{"plain", errors.New("instance is in an error state")},
 		{"canceled from inside", context.Canceled},
 	}
@@ -120,12 +118,12 @@ func TestWaiterStopsOnPermanentError(t *testing.T) {
 			s := &script{steps: []step{{state: "new"}, {state: "errored", err: tt.err}}}
 			// A slow schedule: if the waiter did not stop at once, the
 			// test would hang until its failsafe.
-			w := provider.Waiter{Policy: provider.FixedWait(time.Millisecond), Timeout: time.Minute}
+			w := waiter{Policy: FixedWait(time.Millisecond), Timeout: time.Minute}
 			err := w.Wait(context.Background(), s.poll)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("Wait = %v, want %v", err, tt.err)
 			}
-			if errors.Is(err, provider.ErrTimeout) {
+			if errors.Is(err, ErrTimeout) {
 				t.Errorf("a permanent error became a timeout: %v", err)
 			}
 			if got := s.count(); got != 2 {
@@ -145,24 +143,24 @@ func TestWaiterTimeout(t *testing.T) {
 		wantWrapped  error // errors.Is(err, wantWrapped) when set
 	}{
 		{"never ready", []step{{state: "new"}, {state: "active, no public IP"}}, "active, no public IP", true, nil},
-		{"transient errors only", []step{{err: api503()}}, "not polled yet", false, provider.ErrAPI},
-		{"state then transient errors", []step{{state: "new"}, {err: api503()}}, "new", false, provider.ErrAPI},
+		{"transient errors only", []step{{err: api503()}}, "not polled yet", false, ErrAPI},
+		{"state then transient errors", []step{{state: "new"}, {err: api503()}}, "new", false, ErrAPI},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := &script{steps: tt.steps}
 			const timeout = 30 * time.Millisecond
-			w := provider.Waiter{Provider: "hetzner", Op: "WaitReady", Resource: "instance", ID: "42", Timeout: timeout, Policy: fast}
+			w := waiter{Provider: "hetzner", Op: "WaitReady", Resource: "instance", ID: "42", Timeout: timeout, Policy: fast}
 			err := w.Wait(context.Background(), s.poll)
-			if !errors.Is(err, provider.ErrTimeout) {
+			if !errors.Is(err, ErrTimeout) {
 				t.Fatalf("Wait = %v, want ErrTimeout", err)
 			}
-			var perr *provider.Error
+			var perr *Error
 			if !errors.As(err, &perr) {
-				t.Fatal("not a *provider.Error")
+				t.Fatal("not a *Error")
 			}
-			if perr.Kind != provider.KindTimeout || perr.LastState != tt.wantState {
+			if perr.Kind != KindTimeout || perr.LastState != tt.wantState {
 				t.Errorf("Kind, LastState = %v, %q; want timeout, %q", perr.Kind, perr.LastState, tt.wantState)
 			}
 			if perr.Elapsed < timeout {
@@ -193,12 +191,12 @@ func TestWaiterContextDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	s := &script{steps: []step{{state: "pending"}}}
-	w := provider.Waiter{Policy: fast}
+	w := waiter{Policy: fast}
 	err := w.Wait(ctx, s.poll)
-	if !errors.Is(err, provider.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait = %v, want a timeout matching context.DeadlineExceeded", err)
 	}
-	var perr *provider.Error
+	var perr *Error
 	if errors.As(err, &perr) && perr.LastState != "pending" {
 		t.Errorf("LastState = %q", perr.LastState)
 	}
@@ -207,12 +205,12 @@ func TestWaiterContextDeadline(t *testing.T) {
 // A poll that honours ctx returns the deadline error itself.
 func TestWaiterPollSeesDeadline(t *testing.T) {
 	t.Parallel()
-	w := provider.Waiter{Policy: fast, Timeout: 20 * time.Millisecond}
+	w := waiter{Policy: fast, Timeout: 20 * time.Millisecond}
 	err := w.Wait(context.Background(), func(ctx context.Context) (bool, string, error) {
 		<-ctx.Done()
 		return false, "stuck", ctx.Err()
 	})
-	if !errors.Is(err, provider.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait = %v, want a timeout", err)
 	}
 	if !strings.Contains(err.Error(), "stuck") {
@@ -249,7 +247,7 @@ func TestWaiterCancel(t *testing.T) {
 			}
 			// An hour-long schedule and timeout: only the cancellation
 			// can end this wait.
-			w := provider.Waiter{Policy: provider.FixedWait(time.Hour), Timeout: time.Hour, Op: "WaitReady"}
+			w := waiter{Policy: FixedWait(time.Hour), Timeout: time.Hour, Op: "WaitReady"}
 			errc := make(chan error, 1)
 			go func() { errc <- w.Wait(ctx, poll) }()
 			<-polled
@@ -259,10 +257,10 @@ func TestWaiterCancel(t *testing.T) {
 				if !errors.Is(err, context.Canceled) {
 					t.Fatalf("Wait = %v, want context.Canceled", err)
 				}
-				if errors.Is(err, provider.ErrTimeout) || provider.IsRetryable(err) {
+				if errors.Is(err, ErrTimeout) || IsRetryable(err) {
 					t.Errorf("a cancellation is a timeout or retryable: %v", err)
 				}
-				var perr *provider.Error
+				var perr *Error
 				if errors.As(err, &perr) && perr.LastState != "booting" {
 					t.Errorf("LastState = %q, want booting", perr.LastState)
 				}
@@ -278,7 +276,7 @@ func TestWaiterAlreadyCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s := &script{steps: []step{{state: "new"}}}
-	w := provider.Waiter{Policy: provider.FixedWait(time.Hour)}
+	w := waiter{Policy: FixedWait(time.Hour)}
 	if err := w.Wait(ctx, s.poll); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait = %v, want context.Canceled", err)
 	}
@@ -294,10 +292,10 @@ func TestWaiterHonoursRetryAfter(t *testing.T) {
 		t.Parallel()
 		const ra = 30 * time.Millisecond
 		s := &script{steps: []step{
-			{err: &provider.Error{Kind: provider.KindRateLimit, Status: 429, RetryAfter: ra}},
+			{err: &Error{Kind: KindRateLimit, Status: 429, RetryAfter: ra}},
 			{done: true},
 		}}
-		w := provider.Waiter{Policy: fast, Timeout: time.Minute}
+		w := waiter{Policy: fast, Timeout: time.Minute}
 		if err := w.Wait(context.Background(), s.poll); err != nil {
 			t.Fatal(err)
 		}
@@ -310,11 +308,11 @@ func TestWaiterHonoursRetryAfter(t *testing.T) {
 		// Every poll is throttled for an hour; within a 100ms timeout a
 		// 1ms schedule would poll ~100 times, the Retry-After allows one
 		// (plus at most one at the deadline).
-		s := &script{steps: []step{{state: "new", err: &provider.Error{Kind: provider.KindRateLimit, RetryAfter: time.Hour}}}}
-		w := provider.Waiter{Policy: fast, Timeout: 100 * time.Millisecond}
+		s := &script{steps: []step{{state: "new", err: &Error{Kind: KindRateLimit, RetryAfter: time.Hour}}}}
+		w := waiter{Policy: fast, Timeout: 100 * time.Millisecond}
 		start := time.Now()
 		err := w.Wait(context.Background(), s.poll)
-		if !errors.Is(err, provider.ErrTimeout) || !errors.Is(err, provider.ErrRateLimit) {
+		if !errors.Is(err, ErrTimeout) || !errors.Is(err, ErrRateLimit) {
 			t.Fatalf("Wait = %v, want a timeout wrapping the rate limit", err)
 		}
 		if n := s.count(); n > 2 {
@@ -337,7 +335,7 @@ func TestWaiterDoesNotSpinAtDeadline(t *testing.T) {
 	}{
 		{"not ready", step{state: "new"}},
 		{"transient error", step{err: api503()}},
-		{"rate limited", step{err: &provider.Error{Kind: provider.KindRateLimit, RetryAfter: time.Hour}}},
+		{"rate limited", step{err: &Error{Kind: KindRateLimit, RetryAfter: time.Hour}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -345,8 +343,8 @@ func TestWaiterDoesNotSpinAtDeadline(t *testing.T) {
 			for range 20 {
 				s := &script{steps: []step{tt.st}}
 				// The slow schedule sleeps straight to the deadline.
-				w := provider.Waiter{Policy: provider.FixedWait(time.Hour), Timeout: 5 * time.Millisecond}
-				if err := w.Wait(context.Background(), s.poll); !errors.Is(err, provider.ErrTimeout) {
+				w := waiter{Policy: FixedWait(time.Hour), Timeout: 5 * time.Millisecond}
+				if err := w.Wait(context.Background(), s.poll); !errors.Is(err, ErrTimeout) {
 					t.Fatalf("Wait = %v, want a timeout", err)
 				}
 				if n := s.count(); n > 2 {
@@ -365,9 +363,9 @@ func (backoffStop) NextBackOff() time.Duration { return -1 }
 func TestWaiterScheduleGivesUp(t *testing.T) {
 	t.Parallel()
 	s := &script{steps: []step{{state: "new"}}}
-	w := provider.Waiter{Policy: func() provider.Backoff { return backoffStop{} }}
+	w := waiter{Policy: func() Backoff { return backoffStop{} }}
 	err := w.Wait(context.Background(), s.poll)
-	if !errors.Is(err, provider.ErrTimeout) || s.count() != 1 {
+	if !errors.Is(err, ErrTimeout) || s.count() != 1 {
 		t.Fatalf("Wait = %v after %d polls, want a timeout after 1", err, s.count())
 	}
 }
@@ -375,7 +373,7 @@ func TestWaiterScheduleGivesUp(t *testing.T) {
 func TestWaiterDefaultPolicy(t *testing.T) {
 	t.Parallel()
 	s := &script{steps: []step{{state: "new"}, {done: true}}}
-	var w provider.Waiter // nil Policy, nil Logger, no timeout
+	var w waiter // nil Policy, nil Logger, no timeout
 	if err := w.Wait(context.Background(), s.poll); err != nil || s.count() != 2 {
 		t.Fatalf("Wait = %v after %d polls", err, s.count())
 	}
@@ -386,7 +384,7 @@ func TestWaiterLogs(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := &script{steps: []step{{state: "new"}, {err: api503()}, {done: true, state: "active"}}}
-	w := provider.Waiter{Provider: "do", Op: "WaitReady", ID: "7", Policy: fast, Logger: log}
+	w := waiter{Provider: "do", Op: "WaitReady", ID: "7", Policy: fast, Logger: log}
 	if err := w.Wait(context.Background(), s.poll); err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +409,7 @@ func TestWaitersConcurrent(t *testing.T) {
 				steps[j] = step{state: "new"}
 			}
 			s := &script{steps: append(steps, step{done: true})}
-			w := provider.Waiter{Policy: provider.AdaptiveWait(0, time.Millisecond, 2*time.Millisecond), Timeout: time.Minute}
+			w := waiter{Policy: AdaptiveWait(0, time.Millisecond, 2*time.Millisecond), Timeout: time.Minute}
 			if err := w.Wait(context.Background(), s.poll); err != nil {
 				errs <- err
 			}
@@ -425,7 +423,7 @@ func TestWaitersConcurrent(t *testing.T) {
 }
 
 // delays draws n delays from a fresh schedule of p.
-func delays(p provider.WaitPolicy, n int) []time.Duration {
+func delays(p WaitPolicy, n int) []time.Duration {
 	b := p()
 	out := make([]time.Duration, n)
 	for i := range out {
@@ -441,7 +439,7 @@ func scale(d time.Duration, f float64) time.Duration { return time.Duration(floa
 func TestFixedWait(t *testing.T) {
 	t.Parallel()
 	for _, d := range []time.Duration{time.Millisecond, 500 * time.Millisecond, 5 * time.Second} {
-		for i, got := range delays(provider.FixedWait(d), 20) {
+		for i, got := range delays(FixedWait(d), 20) {
 			if got != d {
 				t.Errorf("FixedWait(%v) delay %d = %v", d, i, got)
 			}
@@ -464,7 +462,7 @@ func TestExponentialWait(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			for range 20 { // jitter is random: sample several schedules
-				ds := delays(provider.ExponentialWait(tt.initial, tt.max, tt.factor, tt.jitter), 30)
+				ds := delays(ExponentialWait(tt.initial, tt.max, tt.factor, tt.jitter), 30)
 				for i, d := range ds {
 					if d <= 0 {
 						t.Fatalf("delay %d = %v, want positive (a schedule that never stops)", i, d)
@@ -481,7 +479,7 @@ func TestExponentialWait(t *testing.T) {
 				}
 			}
 			if tt.jitter == 0 {
-				ds := delays(provider.ExponentialWait(tt.initial, tt.max, tt.factor, 0), 3)
+				ds := delays(ExponentialWait(tt.initial, tt.max, tt.factor, 0), 3)
 				if ds[1] != scale(tt.initial, tt.factor) {
 					t.Errorf("second delay %v, want %v", ds[1], scale(tt.initial, tt.factor))
 				}
@@ -518,7 +516,7 @@ func TestAdaptiveWait(t *testing.T) {
 			}
 			maxGap = max(maxGap, minGap)
 			for range 20 {
-				ds := delays(provider.AdaptiveWait(tt.expected, tt.minGap, tt.maxGap), 60)
+				ds := delays(AdaptiveWait(tt.expected, tt.minGap, tt.maxGap), 60)
 				if !within(ds[0], tt.firstLo, tt.firstHi) {
 					t.Errorf("first delay %v, want within [%v, %v]", ds[0], tt.firstLo, tt.firstHi)
 				}
@@ -563,7 +561,7 @@ func TestAdaptiveWait(t *testing.T) {
 func TestAdaptiveWaitResume(t *testing.T) {
 	t.Parallel()
 	const expected = 10 * time.Second
-	p := provider.AdaptiveWait(expected, 100*time.Millisecond, 5*time.Second)
+	p := AdaptiveWait(expected, 100*time.Millisecond, 5*time.Second)
 	due := 600 * time.Millisecond // 6 % of expected
 	tests := []struct {
 		name             string
@@ -581,7 +579,7 @@ func TestAdaptiveWaitResume(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			for range 20 {
-				b, ok := p().(provider.Resumer)
+				b, ok := p().(Resumer)
 				if !ok {
 					t.Fatal("AdaptiveWait's schedule is not a Resumer")
 				}
@@ -597,19 +595,19 @@ func TestAdaptiveWaitResume(t *testing.T) {
 	}
 }
 
-// A Waiter told when the change began does not poll before the schedule
+// A waiter told when the change began does not poll before the schedule
 // says so, and polls at once when the change is past due.
 func TestWaiterSince(t *testing.T) {
 	t.Parallel()
-	policy := provider.AdaptiveWait(time.Hour, time.Minute, time.Hour)
+	policy := AdaptiveWait(time.Hour, time.Minute, time.Hour)
 	t.Run("just created", func(t *testing.T) {
 		t.Parallel()
 		s := &script{steps: []step{{done: true}}}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
-		w := provider.Waiter{Policy: policy, Since: time.Now()}
+		w := waiter{Policy: policy, Since: time.Now()}
 		err := w.Wait(ctx, s.poll)
-		if !errors.Is(err, provider.ErrTimeout) {
+		if !errors.Is(err, ErrTimeout) {
 			t.Errorf("Wait = %v, want a timeout", err)
 		}
 		if n := s.count(); n != 0 {
@@ -619,7 +617,7 @@ func TestWaiterSince(t *testing.T) {
 	t.Run("past due", func(t *testing.T) {
 		t.Parallel()
 		s := &script{steps: []step{{done: true}}}
-		w := provider.Waiter{Policy: policy, Since: time.Now().Add(-2 * time.Hour), Timeout: time.Minute}
+		w := waiter{Policy: policy, Since: time.Now().Add(-2 * time.Hour), Timeout: time.Minute}
 		if err := w.Wait(context.Background(), s.poll); err != nil {
 			t.Fatalf("Wait = %v", err)
 		}
@@ -630,7 +628,7 @@ func TestWaiterSince(t *testing.T) {
 	t.Run("schedule that cannot resume", func(t *testing.T) {
 		t.Parallel()
 		s := &script{steps: []step{{done: true}}}
-		w := provider.Waiter{Policy: provider.FixedWait(time.Hour), Since: time.Now(), Timeout: time.Minute}
+		w := waiter{Policy: FixedWait(time.Hour), Since: time.Now(), Timeout: time.Minute}
 		if err := w.Wait(context.Background(), s.poll); err != nil {
 			t.Fatalf("Wait = %v", err)
 		}
@@ -644,7 +642,7 @@ func TestWaiterSince(t *testing.T) {
 // waiters do not poll in step.
 func TestAdaptiveWaitJitter(t *testing.T) {
 	t.Parallel()
-	p := provider.AdaptiveWait(10*time.Second, time.Second, 5*time.Second)
+	p := AdaptiveWait(10*time.Second, time.Second, 5*time.Second)
 	seen := map[time.Duration]bool{}
 	for range 20 {
 		seen[p().NextBackOff()] = true
@@ -653,3 +651,11 @@ func TestAdaptiveWaitJitter(t *testing.T) {
 		t.Errorf("20 schedules gave the same first delay: no jitter")
 	}
 }
+
+// waitSDKError stands in for an SDK's error type.
+type waitSDKError struct {
+	Status int
+	Code   string
+}
+
+func (e *waitSDKError) Error() string { return fmt.Sprintf("sdk: %d %s", e.Status, e.Code) }

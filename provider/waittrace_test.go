@@ -1,26 +1,24 @@
-package provider_test
+package provider
 
 import (
 	"context"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/spuffgo/spuff/provider"
 )
 
 func TestWaitTraceReportsEveryPoll(t *testing.T) {
 	t.Parallel()
 	var (
 		mu     sync.Mutex
-		events []provider.WaitEvent
+		events []WaitEvent
 	)
-	ctx := provider.WithWaitTrace(context.Background(), &provider.WaitTrace{Polled: func(e provider.WaitEvent) {
+	ctx := WithWaitTrace(context.Background(), &WaitTrace{Polled: func(e WaitEvent) {
 		mu.Lock()
 		events = append(events, e)
 		mu.Unlock()
 	}})
-	w := provider.Waiter{Provider: "toy", Op: "WaitReady", ID: "7", Policy: provider.FixedWait(time.Millisecond)}
+	w := waiter{Provider: "toy", Op: "WaitReady", ID: "7", Policy: FixedWait(time.Millisecond)}
 	n := 0
 	states := []string{"new", "new", "active without public IP", "active"}
 	err := w.Wait(ctx, func(context.Context) (bool, string, error) {
@@ -41,7 +39,7 @@ func TestWaitTraceReportsEveryPoll(t *testing.T) {
 			t.Errorf("event %d Done = %v", i, e.Done)
 		}
 	}
-	if provider.ContextWaitTrace(context.Background()) != nil {
+	if ContextWaitTrace(context.Background()) != nil {
 		t.Error("a bare context has a trace")
 	}
 }
