@@ -345,7 +345,7 @@ func (m *machines) DestroyInstance(ctx context.Context, id string) error {
 		return err
 	}
 	del := func(ctx context.Context) error { return m.d.Delete(ctx, id) }
-	err := m.pol.call(ctx, op, del)
+	err := m.whileBusy(ctx, op, "instance", id, del)
 	if KindOf(err) == KindNotFound {
 		if left, ok := m.fresh(id); ok {
 			err = m.whileInvisible(ctx, op, id, left, del)
@@ -360,6 +360,37 @@ func (m *machines) DestroyInstance(ctx context.Context, id string) error {
 		m.pol.log.Debug("spuff: destroy accepted", "provider", m.name, "id", id)
 	}
 	return m.fail(op, "instance", id, start, err)
+}
+
+// busy reports whether err is the cloud's "busy, repeat later" (Hetzner's
+// locked and conflict, DigitalOcean's pending event): the resource has an
+// action running.
+func busy(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.retry
+}
+
+// whileBusy runs fn under the retry policy and, while the cloud says the
+// resource is busy with an action (see busy), again as the action may take
+// minutes: bounded by ActionComplete and ctx.
+func (m *machines) whileBusy(ctx context.Context, op, resource, id string, fn func(ctx context.Context) error) error {
+	err := m.pol.call(ctx, op, fn)
+	if !busy(err) || ctx.Err() != nil {
+		return err
+	}
+	w := waiter{Provider: m.name, Op: op, Resource: resource, ID: id, Timeout: m.pol.t.ActionComplete,
+		Policy: ExponentialWait(m.pol.t.PollInterval/10, m.pol.t.PollInterval, 1.5, 0.2), Logger: m.pol.log}
+	werr := w.Wait(ctx, func(ctx context.Context) (bool, string, error) {
+		err = m.pol.call(ctx, op, fn)
+		if busy(err) {
+			return false, "busy", nil
+		}
+		return true, "", nil
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
 }
 
 // ListInstances returns every live machine with the ownership label, all

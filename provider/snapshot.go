@@ -240,6 +240,12 @@ func (m *machines) startSnapshot(ctx context.Context, instanceID, name, key stri
 		}
 		return IsRetryable(err), err
 	})
+	if busy(err) && ctx.Err() == nil {
+		// The machine has an action running (an earlier snapshot of
+		// this request, it may be): wait for it to end, adopting this
+		// request's snapshot should it appear.
+		s, err = m.startWhenFree(ctx, in, name, key)
+	}
 	if s != nil || !unknown || ctx.Err() != nil {
 		return s, err
 	}
@@ -255,6 +261,36 @@ func (m *machines) startSnapshot(ctx context.Context, instanceID, name, key stri
 	return nil, &Error{Kind: KindOutcomeUnknown, Provider: m.name, Op: op, Resource: "instance", ID: instanceID,
 		Message: fmt.Sprintf("the snapshot may have been started, and no snapshot labelled %s=%s is listed yet; repeat the same CreateSnapshot: it resumes the snapshot once the cloud lists it", keyLabel, key),
 		Err:     errors.Join(err, lerr)}
+}
+
+// startWhenFree starts the snapshot once the machine is no longer busy,
+// bounded by ActionComplete, unless this request's snapshot appears first.
+func (m *machines) startWhenFree(ctx context.Context, in *driver.SnapshotInput, name, key string) (*driver.Snapshot, error) {
+	const op = "CreateSnapshot"
+	var s *driver.Snapshot
+	var last error
+	w := waiter{Provider: m.name, Op: op, Resource: "instance", ID: in.InstanceID, Timeout: m.pol.t.ActionComplete,
+		Policy: ExponentialWait(m.pol.t.PollInterval/10, m.pol.t.PollInterval, 1.5, 0.2), Logger: m.pol.log}
+	err := w.Wait(ctx, func(ctx context.Context) (bool, string, error) {
+		found, err := m.findSnapshot(ctx, in.InstanceID, name, key)
+		if err != nil || found != nil {
+			s, last = found, nil
+			return found != nil, "", err
+		}
+		last = m.pol.once(ctx, op, func(ctx context.Context) error {
+			var err error
+			s, err = m.snap.StartSnapshot(ctx, in)
+			return err
+		})
+		if busy(last) {
+			return false, "busy with another action", nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, last
 }
 
 // snapshotNamed returns the snapshot named name that carries key, when a
@@ -362,7 +398,7 @@ func (m *machines) DeleteSnapshot(ctx context.Context, id string) error {
 	if err := m.checkID(op, "snapshot", id, false); err != nil {
 		return err
 	}
-	err := m.pol.call(ctx, op, func(ctx context.Context) error { return m.snap.DeleteSnapshot(ctx, id) })
+	err := m.whileBusy(ctx, op, "snapshot", id, func(ctx context.Context) error { return m.snap.DeleteSnapshot(ctx, id) })
 	if KindOf(err) == KindNotFound {
 		return nil
 	}

@@ -59,12 +59,17 @@ type Harness struct {
 	// format), and MalformedSnapshotIDs snapshot IDs: before any API call,
 	// GetInstance and WaitReady refuse them with ErrNotFound,
 	// DestroyInstance, CreateSnapshot and DeleteSnapshot with
-	// ErrInvalidConfig (see provider.MalformedID).
+	// ErrInvalidConfig naming the field "id".
 	MalformedIDs, MalformedSnapshotIDs []string
 	// BadRequests are the driver's own invalid requests (its cloud's
 	// limits), which the suite checks next to CommonBadRequests: each must
 	// be refused before any API call, naming its field.
 	BadRequests []BadRequest
+	// Republish, if set, publishes in srv a newer image of the one req
+	// names (a newer Ubuntu AMI under the same name pattern, a new image
+	// ID behind a name), as clouds do, and returns the model ID of the
+	// image a create of req now boots.
+	Republish func(srv *simcloud.Server, req provider.InstanceRequest) int64
 	// Skip names suite tests (by subtest name) the driver cannot pass on
 	// purpose, with the reason; they are skipped, not failed.
 	Skip map[string]string

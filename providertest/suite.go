@@ -62,6 +62,14 @@ func Run(t *testing.T, h Harness) {
 		{"DroppedCreateLeavesOneMachine", testDroppedCreate},
 		{"ConcurrentFleet", testFleet},
 		{"LifecyclesUnderRandomFaults", testRandomFaults},
+		{"ConcurrentIdenticalCreatesMakeOne", testConcurrentIdentical},
+		{"CreateDestroyCyclesOfOneRequest", testCycles},
+		{"SameNameOtherSettingsIsConflict", testConflicts},
+		{"LostCreateWithListingLagPastLookup", testLagPastLookup},
+		{"RepublishedImage", testRepublished},
+		{"DestroyedDuringWait", testDestroyedDuringWait},
+		{"CancelIsPrompt", testCancelPrompt},
+		{"SnapshotTimeoutAndCancelLeaveItFindable", testSnapshotTimeout},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -475,7 +475,10 @@ func (c *Cloud) CreateInstance(spec InstanceSpec) (inst Instance, created bool, 
 			if c.opts.UniqueNames {
 				return Instance{}, false, &Error{Code: CodeConflict, Field: "name", ExistingID: in.ID, Message: fmt.Sprintf("name %q is already used", spec.Name)}
 			}
-			dup = true
+			// Two live machines of one name and one owner: one request
+			// made twice. (A machine of the same name that someone else
+			// owns is no duplicate where names are not unique.)
+			dup = dup || in.Labels["managed-by"] == spec.Labels["managed-by"]
 		}
 	}
 	if c.opts.MaxInstances > 0 && live >= c.opts.MaxInstances {
