@@ -298,22 +298,13 @@ func checkSharing(ctx context.Context, c *cloud) (sharingResult, error) {
 	srv := c.newServer(simcloud.Options{RateLimits: unlimited})
 	defer srv.Close()
 	srv.Cloud.AddToken("another-" + srv.Cloud.Token())
-	open := func(token string) (interface {
-		provider.Provider
-		Stats() provider.PolicyStats
-	}, error) {
-		p, err := c.open(ctx, c.config(srv.URL, token))
-		if err != nil {
-			return nil, err
-		}
-		sp, ok := p.(interface {
-			provider.Provider
-			Stats() provider.PolicyStats
-		})
-		if !ok {
-			return nil, fmt.Errorf("%T has no Stats method", p)
-		}
-		return sp, nil
+	open := func(token string) (provider.Provider, error) {
+		return c.open(ctx, c.config(srv.URL, token))
+	}
+	requests := func(p provider.Provider) int64 {
+		var st provider.Stats
+		p.As(&st)
+		return st.Pacer.Requests
 	}
 	a, err := open(srv.Cloud.Token())
 	if err != nil {
@@ -330,10 +321,10 @@ func checkSharing(ctx context.Context, c *cloud) (sharingResult, error) {
 	if _, err := a.ListInstances(ctx); err != nil {
 		return sharingResult{}, err
 	}
-	ra := a.Stats().Pacer.Requests
+	ra := requests(a)
 	return sharingResult{cloud: c,
-		shared:   ra > 0 && b.Stats().Pacer.Requests == ra,
-		separate: other.Stats().Pacer.Requests == 0,
+		shared:   ra > 0 && requests(b) == ra,
+		separate: requests(other) == 0,
 	}, nil
 }
 

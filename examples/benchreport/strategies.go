@@ -44,7 +44,7 @@ var (
 // every aws-sdk-go-v2 waiter uses: attempt n waits minDelay·2^(n-1) capped
 // at maxDelay, drawn uniformly between minDelay and that (the first delay
 // is exactly minDelay). The waiter's first attempt is immediate, as the
-// provider.Waiter's.
+// the provider's waits.
 func sdkWaiter(minDelay, maxDelay time.Duration) provider.WaitPolicy {
 	return func() provider.Backoff { return &sdkSchedule{min: minDelay, max: maxDelay} }
 }

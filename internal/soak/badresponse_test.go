@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/provider/driver"
 	"github.com/spuffgo/spuff/providertest/simcloud"
 )
 
@@ -122,7 +123,7 @@ func TestBadResponses(t *testing.T) {
 
 // badResponses runs every operation while the cloud gives answer b.
 func badResponses(t *testing.T, tg target, b badAnswer) {
-	if b.fault == simcloud.FaultHuge && raceDetector && tg.maxBody > provider.MaxResponseBytes {
+	if b.fault == simcloud.FaultHuge && raceDetector && tg.maxBody > maxResponseBytes {
 		t.Skipf("%s reads %d MiB of an answer, which its XML decoder takes many seconds to do under the race detector; run without -race", tg.name, tg.maxBody>>20)
 	}
 	var armed atomic.Bool
@@ -200,7 +201,7 @@ func badResponses(t *testing.T, tg target, b badAnswer) {
 		case err == nil && isNilResult(res):
 			t.Errorf("%s: no error and no result", op.name)
 		}
-		var tooLarge *provider.BodyTooLargeError
+		var tooLarge *driver.BodyTooLargeError
 		if b.fault == simcloud.FaultHuge && !errors.As(err, &tooLarge) {
 			t.Errorf("%s of a huge answer: %v, want the driver to stop reading at its bound", op.name, err)
 		}

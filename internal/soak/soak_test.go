@@ -419,10 +419,8 @@ func (s *soak) checkLedger(ctx context.Context) {
 // report prints the soak's counts.
 func (s *soak) report(lifecycles int, elapsed time.Duration) {
 	st := s.cloud.Stats()
-	var ps provider.PolicyStats
-	if sp, ok := s.p.(interface{ Stats() provider.PolicyStats }); ok {
-		ps = sp.Stats()
-	}
+	var ps provider.Stats
+	s.p.As(&ps)
 	var faults []string
 	total := 0
 	for _, k := range slices.Sorted(maps.Keys(st.FaultsInjected)) {

@@ -42,6 +42,9 @@ type target struct {
 
 // server serves a new simulated cloud with opts, its handler wrapped by
 // wrap when it is not nil, until the test ends.
+// maxResponseBytes is the bound spuff reads of one API answer.
+const maxResponseBytes = 32 << 20
+
 func (tg target) server(t testing.TB, opts simcloud.Options, wrap func(http.Handler) http.Handler) *simcloud.Server {
 	c := tg.cloud(opts)
 	h := tg.handler(c)
@@ -78,7 +81,7 @@ func targets() []target {
 			modelID:    parseID,
 			instanceID: formatID,
 			imageID:    formatID,
-			maxBody:    provider.MaxResponseBytes,
+			maxBody:    maxResponseBytes,
 			errorBody:  `{"id":"server_error","message":"Server was unable to give you a response."}`,
 			errorType:  "application/json",
 		},
@@ -97,7 +100,7 @@ func targets() []target {
 			modelID:    parseID,
 			instanceID: formatID,
 			imageID:    formatID,
-			maxBody:    provider.MaxResponseBytes,
+			maxBody:    maxResponseBytes,
 			errorBody:  `{"error":{"code":"server_error","message":"Server was unable to give you a response.","details":{}}}`,
 			errorType:  "application/json",
 		},
