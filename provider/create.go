@@ -87,6 +87,9 @@ func requestKey(owner string, req *InstanceRequest) string {
 	for _, k := range ssh {
 		put(k)
 	}
+	if req.TTL != 0 {
+		put("ttl:" + req.TTL.String())
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
@@ -107,9 +110,8 @@ type unsure struct {
 }
 
 type unsureCall struct {
-	at    time.Time
-	token string
-	plan  any
+	at time.Time
+	in *driver.CreateInput // what the call sent: repeated exactly
 }
 
 func (u *unsure) get(key string) (unsureCall, bool) {
@@ -201,11 +203,27 @@ func (f *flight) do(ctx context.Context, key string, fn func(ctx context.Context
 
 // driverRequest translates req.
 func driverRequest(req *InstanceRequest) *driver.Request {
-	return &driver.Request{
+	dr := &driver.Request{
 		Name: req.Name, Region: req.Region, Size: req.Size,
 		Image:    driver.Image{Kind: req.Image.Kind.String(), Value: req.Image.Value},
 		UserData: req.UserData, SSHKeys: slices.Clone(req.SSHKeys), Labels: cloneLabels(req.Labels, nil),
 	}
+	if req.TTL > 0 {
+		dr.ExpiresAt = time.Now().Add(req.TTL).Truncate(time.Second)
+	}
+	return dr
+}
+
+// expiryValue is the label value of an expiry: Unix seconds.
+func expiryValue(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+// expiry reads the expiry label of labels; the zero time when none.
+func expiry(labels map[string]string) time.Time {
+	n, err := strconv.ParseInt(labels[expiresLabel], 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(n, 0)
 }
 
 // CreateInstance validates req, then runs the exactly-once protocol (see
@@ -258,10 +276,14 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key string) (
 		m.unsure.remove(key)
 		wasUnsure = false
 	}
-	in := &driver.CreateInput{Request: dr, Token: newToken(),
-		Labels: cloneLabels(dr.Labels, map[string]string{OwnerLabel: m.owner, keyLabel: key})}
-	if wasUnsure && prior.plan != nil {
-		in.Plan, in.Token = prior.plan, prior.token // repeat that call exactly
+	own := map[string]string{OwnerLabel: m.owner, keyLabel: key}
+	if !dr.ExpiresAt.IsZero() {
+		own[expiresLabel] = expiryValue(dr.ExpiresAt)
+	}
+	in := &driver.CreateInput{Request: dr, Token: newToken(), Labels: cloneLabels(dr.Labels, own)}
+	if wasUnsure && prior.in != nil {
+		c := *prior.in // repeat that call exactly: its token, plan and expiry
+		in = &c
 	} else {
 		plan, err := retried(ctx, m.pol, op, func(ctx context.Context) (any, error) { return m.d.Prepare(ctx, dr) })
 		if err != nil {
@@ -303,7 +325,7 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key string) (
 			return again, herr
 		case outcomeUnknown(err):
 			unknown = true
-			m.unsure.add(key, unsureCall{at: time.Now(), token: in.Token, plan: in.Plan})
+			m.unsure.add(key, unsureCall{at: time.Now(), in: in})
 			return !lookups && ctx.Err() == nil, err
 		}
 		return IsRetryable(err), err

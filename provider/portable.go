@@ -221,7 +221,7 @@ func (m *machines) instance(in *driver.Instance) *Instance {
 	out := &Instance{
 		ID: in.ID, Name: in.Name, PublicIPv4: in.IPv4, PublicIPv6: in.IPv6,
 		RawStatus: in.RawState, Region: in.Region, Size: in.Size,
-		Labels: userLabels(in.Labels), CreatedAt: in.CreatedAt,
+		Labels: userLabels(in.Labels), CreatedAt: in.CreatedAt, ExpiresAt: expiry(in.Labels),
 	}
 	switch in.State {
 	case driver.StatePending:

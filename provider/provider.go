@@ -62,7 +62,7 @@ type Provider interface {
 	// made when the wait ends is left labelled as managed and named in
 	// Error.Leftover; one that failed is deleted. An instance ID not of the
 	// cloud's format matches ErrInvalidConfig.
-	CreateSnapshot(ctx context.Context, instanceID, name string) (*Snapshot, error)
+	CreateSnapshot(ctx context.Context, instanceID, name string, opts ...SnapshotOption) (*Snapshot, error)
 
 	// ListSnapshots returns the snapshots managed by spuff, and only those,
 	// with their Status (being made, available or failed).
@@ -158,6 +158,14 @@ type Instance struct {
 	Labels map[string]string
 	// CreatedAt is when the cloud created the machine.
 	CreatedAt time.Time
+	// ExpiresAt is when the machine expires (InstanceRequest.TTL after it
+	// was made); zero for none.
+	ExpiresAt time.Time
+}
+
+// Expired reports whether the instance has an expiry that is past at now.
+func (i *Instance) Expired(now time.Time) bool {
+	return i != nil && !i.ExpiresAt.IsZero() && !now.Before(i.ExpiresAt)
 }
 
 // Ready reports whether the instance is running and reachable: active, with
@@ -204,6 +212,21 @@ type Snapshot struct {
 	Labels map[string]string
 	// Status says whether the snapshot is usable yet.
 	Status SnapshotStatus
+	// ExpiresAt is when the snapshot expires (SnapshotTTL); zero for none.
+	ExpiresAt time.Time
+}
+
+// A SnapshotOption tunes CreateSnapshot.
+type SnapshotOption func(*snapshotOptions)
+
+type snapshotOptions struct {
+	ttl time.Duration
+}
+
+// SnapshotTTL gives the snapshot an expiry (as InstanceRequest.TTL), which
+// Reap acts on. 0 means none.
+func SnapshotTTL(d time.Duration) SnapshotOption {
+	return func(o *snapshotOptions) { o.ttl = d }
 }
 
 // Clone returns a deep copy of the snapshot.

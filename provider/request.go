@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -59,6 +60,31 @@ type InstanceRequest struct {
 	// SSHKeys names the account SSH keys to install (IDs, names or
 	// fingerprints as SSHKey reports them).
 	SSHKeys []string
+	// TTL is how long the machine may live: it is created carrying its
+	// expiry (the label spuff-expires, Unix seconds), which any process can
+	// read (Instance.ExpiresAt) and Reap acts on. 0 means no expiry;
+	// otherwise 1 minute to 366 days. On EC2 the machine also terminates
+	// itself at expiry (see package aws); on DigitalOcean and Hetzner, where
+	// a machine cannot do that without credentials, only a reaper destroys
+	// it.
+	TTL time.Duration
+}
+
+// The bounds of a TTL.
+const (
+	MinTTL = time.Minute
+	MaxTTL = 366 * 24 * time.Hour
+)
+
+// expiresLabel carries a machine's or snapshot's expiry, Unix seconds.
+const expiresLabel = reservedPrefix + "expires"
+
+// checkTTL checks a TTL (0: none).
+func checkTTL(field string, ttl time.Duration) error {
+	if ttl != 0 && (ttl < MinTTL || ttl > MaxTTL) {
+		return invalid(field, fmt.Sprintf("TTL %s is out of bounds: 0 for none, or %s to %s", ttl, MinTTL, "366 days"))
+	}
+	return nil
 }
 
 // Validate checks req against the rules every cloud shares and returns the
@@ -98,6 +124,9 @@ func (req *InstanceRequest) validate(l rules) error {
 		return invalid("UserData", "user data is not valid UTF-8")
 	}
 	if err := checkLabels(req.Labels, l.maxLabel); err != nil {
+		return err
+	}
+	if err := checkTTL("TTL", req.TTL); err != nil {
 		return err
 	}
 	seen := make(map[string]bool, len(req.SSHKeys))

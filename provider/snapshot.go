@@ -20,8 +20,8 @@ import (
 // in the error's Leftover.
 
 // snapshotKey returns the key of a snapshot request.
-func snapshotKey(owner, instanceID, name string) string {
-	return requestKey(owner, &InstanceRequest{Name: "snapshot/" + instanceID, Region: name})
+func snapshotKey(owner, instanceID, name string, ttl time.Duration) string {
+	return requestKey(owner, &InstanceRequest{Name: "snapshot/" + instanceID, Region: name, TTL: ttl})
 }
 
 func (m *machines) noSnapshots(op string) error {
@@ -30,16 +30,23 @@ func (m *machines) noSnapshots(op string) error {
 
 // CreateSnapshot snapshots the machine and waits until the snapshot is
 // usable.
-func (m *machines) CreateSnapshot(ctx context.Context, instanceID, name string) (*Snapshot, error) {
+func (m *machines) CreateSnapshot(ctx context.Context, instanceID, name string, opts ...SnapshotOption) (*Snapshot, error) {
 	const op = "CreateSnapshot"
 	start := time.Now()
 	if m.snap == nil {
 		return nil, m.noSnapshots(op)
 	}
+	var o snapshotOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := checkTTL("SnapshotTTL", o.ttl); err != nil {
+		return nil, m.fail(op, "", "", start, err)
+	}
 	if err := m.checkID(op, "instance", instanceID, false); err != nil {
 		return nil, err
 	}
-	key := snapshotKey(m.owner, instanceID, name)
+	key := snapshotKey(m.owner, instanceID, name, o.ttl)
 	if name == "" {
 		name = "spuff-" + instanceID + "-" + time.Now().UTC().Format("20060102-150405")
 	}
@@ -47,7 +54,7 @@ func (m *machines) CreateSnapshot(ctx context.Context, instanceID, name string) 
 		return nil, m.fail(op, "", "", start, err)
 	}
 	v, err := m.snaps.do(ctx, key, func(ctx context.Context) (any, error) {
-		return m.snapshot(ctx, instanceID, name, key)
+		return m.snapshot(ctx, instanceID, name, key, o.ttl)
 	})
 	if err != nil {
 		return nil, m.fail(op, "instance", instanceID, start, err)
@@ -55,9 +62,12 @@ func (m *machines) CreateSnapshot(ctx context.Context, instanceID, name string) 
 	return v.(*Snapshot).Clone(), nil
 }
 
-func (m *machines) snapshot(ctx context.Context, instanceID, name, key string) (*Snapshot, error) {
+func (m *machines) snapshot(ctx context.Context, instanceID, name, key string, ttl time.Duration) (*Snapshot, error) {
 	const op = "CreateSnapshot"
 	labels := map[string]string{OwnerLabel: m.owner, keyLabel: key}
+	if ttl > 0 {
+		labels[expiresLabel] = expiryValue(time.Now().Add(ttl))
+	}
 	s, err := m.findSnapshot(ctx, instanceID, name, key)
 	if err != nil {
 		return nil, err
@@ -349,7 +359,8 @@ func (m *machines) snapshotPages(ctx context.Context, op string, q driver.Query,
 
 // snapshotOf maps a driver's snapshot.
 func (m *machines) snapshotOf(s *driver.Snapshot) *Snapshot {
-	out := &Snapshot{ID: s.ID, Name: s.Name, CreatedAt: s.CreatedAt, SizeGB: s.SizeGB, Labels: userLabels(s.Labels)}
+	out := &Snapshot{ID: s.ID, Name: s.Name, CreatedAt: s.CreatedAt, SizeGB: s.SizeGB, Labels: userLabels(s.Labels),
+		ExpiresAt: expiry(s.Labels)}
 	switch s.State {
 	case driver.SnapshotAvailable:
 		out.Status = SnapshotAvailable

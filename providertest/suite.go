@@ -70,6 +70,8 @@ func Run(t *testing.T, h Harness) {
 		{"DestroyedDuringWait", testDestroyedDuringWait},
 		{"CancelIsPrompt", testCancelPrompt},
 		{"SnapshotTimeoutAndCancelLeaveItFindable", testSnapshotTimeout},
+		{"TTLBounds", testTTLBounds},
+		{"Reap", testReap},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

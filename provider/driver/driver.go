@@ -144,6 +144,18 @@ type Snapshotter interface {
 	DeleteSnapshot(ctx context.Context, id string) error
 }
 
+// Orphaner is implemented by a Driver whose cloud can leave storage
+// behind a deleted snapshot (EC2: the EBS snapshots of a deregistered
+// AMI, billed until deleted).
+type Orphaner interface {
+	// Orphans lists the storage carrying all of labels whose snapshot is
+	// gone.
+	Orphans(ctx context.Context, labels map[string]string) ([]*Snapshot, error)
+	// DeleteOrphan deletes it; an *Error of KindNotFound means it is
+	// already gone.
+	DeleteOrphan(ctx context.Context, id string) error
+}
+
 // Info is what the portable layer needs to know of a cloud.
 type Info struct {
 	// Name is the provider's registered name ("digitalocean").
@@ -206,6 +218,12 @@ type Request struct {
 	SSHKeys []string
 	// Labels are the caller's labels (without the portable layer's own).
 	Labels map[string]string
+	// ExpiresAt is when the machine expires (the caller's TTL from now),
+	// zero for none. The portable layer labels the machine with it; a
+	// driver whose cloud lets a machine end itself without credentials
+	// (EC2's instance-initiated shutdown behaviour "terminate") arranges
+	// that too.
+	ExpiresAt time.Time
 }
 
 // Image kinds, as provider.ImageKind spells them.
