@@ -79,6 +79,10 @@ type Config struct {
 	// WaitPolicy schedules polls while waiting; nil means DefaultWait
 	// tuned to the cloud's typical boot or snapshot time.
 	WaitPolicy WaitPolicy `json:"-"`
+	// BootTimes remembers the boot times seen, which the default wait
+	// schedules its polls from; nil means the process's. Give one to keep
+	// it between runs (it marshals to JSON) or apart.
+	BootTimes *BootTimes `json:"-"`
 	// Retry is the retry policy of calls that are safe to repeat; zero
 	// fields take RetryPolicy's defaults.
 	Retry RetryPolicy

@@ -241,7 +241,7 @@ func (m *machines) CreateInstance(ctx context.Context, req InstanceRequest) (*In
 	key := requestKey(m.owner, &req)
 	v, err := m.creates.do(ctx, key, func(ctx context.Context) (any, error) {
 		defer m.pol.pacer.beginWait()() // the machine is about to be awaited: plan the waits' share with it
-		return m.create(ctx, dr, key)
+		return m.create(ctx, dr, key, bootKind(m.name, &req))
 	})
 	if err != nil {
 		return nil, m.fail(op, "instance", "", start, err)
@@ -249,7 +249,7 @@ func (m *machines) CreateInstance(ctx context.Context, req InstanceRequest) (*In
 	return v.(*Instance).Clone(), nil
 }
 
-func (m *machines) create(ctx context.Context, dr *driver.Request, key string) (*Instance, error) {
+func (m *machines) create(ctx context.Context, dr *driver.Request, key, kind string) (*Instance, error) {
 	const op = "CreateInstance"
 	prior, wasUnsure := m.unsure.get(key)
 	if inst, err := m.existing(ctx, dr.Name, key); err != nil || inst != nil {
@@ -266,7 +266,7 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key string) (
 		switch {
 		case found != nil:
 			m.unsure.remove(key)
-			m.born.add(found.ID)
+			m.born.addValue(found.ID, kind)
 			return m.instance(found), nil
 		case err != nil:
 			return nil, m.outcomeUnknown(key, err)
@@ -332,7 +332,7 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key string) (
 	})
 	if made != nil {
 		m.unsure.remove(key)
-		m.born.add(made.ID) // WaitReady schedules from now; a "not found" soon means "not visible yet"
+		m.born.addValue(made.ID, kind) // WaitReady schedules from now; a "not found" soon means "not visible yet"
 		m.pol.log.Debug("spuff: created", "provider", m.name, "id", made.ID, "name", made.Name)
 		return m.instance(made), nil
 	}
@@ -343,7 +343,7 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key string) (
 		found, lerr := m.lookForKey(ctx, key)
 		if found != nil {
 			m.unsure.remove(key)
-			m.born.add(found.ID)
+			m.born.addValue(found.ID, kind)
 			m.pol.log.Debug("spuff: adopted the machine a create with a lost answer made", "provider", m.name, "id", found.ID)
 			return m.instance(found), nil
 		}

@@ -75,15 +75,14 @@ func retried[T any](ctx context.Context, p *policy, op string, fn func(ctx conte
 }
 
 // waitFor polls until poll reports done, bounded by timeout and ctx,
-// under the wait policy (DefaultWait for a change expected after
-// expected, when the caller chose none). since, if not zero, is when the
-// awaited change began (the machine was created then): the schedule starts
-// from it. The waits in progress on the account share half its rate
+// under the caller's wait policy, else sched. since, if not zero, is when
+// the awaited change began (the machine was created then): the schedule
+// starts from it. The waits in progress on the account share half its rate
 // budget, which AdaptiveWait's schedule keeps to.
-func (p *policy) waitFor(ctx context.Context, op, resource, id string, timeout, expected time.Duration, since time.Time, poll pollFunc) error {
+func (p *policy) waitFor(ctx context.Context, op, resource, id string, timeout time.Duration, sched WaitPolicy, since time.Time, poll pollFunc) error {
 	wp := p.wait
 	if wp == nil {
-		wp = DefaultWait(expected, p.t)
+		wp = sched
 	}
 	class := p.pollClass
 	w := waiter{

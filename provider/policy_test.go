@@ -145,7 +145,7 @@ func TestPolicyWaitFor(t *testing.T) {
 		t.Parallel()
 		p := testPolicy(t)
 		s := &script{steps: []step{{state: "new"}, {err: api503()}, {done: true, state: "active"}}}
-		if err := p.waitFor(context.Background(), "WaitReady", "instance", "1", time.Minute, 0, time.Time{}, s.poll); err != nil {
+		if err := p.waitFor(context.Background(), "WaitReady", "instance", "1", time.Minute, nil, time.Time{}, s.poll); err != nil {
 			t.Fatal(err)
 		}
 		if st := p.stats(); st.Calls != 3 {
@@ -156,7 +156,7 @@ func TestPolicyWaitFor(t *testing.T) {
 		t.Parallel()
 		p := testPolicy(t)
 		s := &script{steps: []step{{state: "new"}}}
-		err := p.waitFor(context.Background(), "WaitReady", "instance", "i-9", 20*time.Millisecond, 0, time.Time{}, s.poll)
+		err := p.waitFor(context.Background(), "WaitReady", "instance", "i-9", 20*time.Millisecond, nil, time.Time{}, s.poll)
 		perr := requireLocated(t, err, "WaitReady")
 		if perr.Kind != KindTimeout || perr.LastState != "new" || perr.ID != "i-9" || perr.Resource != "instance" {
 			t.Errorf("err = %#v", perr)
@@ -166,7 +166,7 @@ func TestPolicyWaitFor(t *testing.T) {
 		t.Parallel()
 		p := testPolicy(t)
 		boom := errors.New("boom")
-		err := p.waitFor(context.Background(), "CreateSnapshot", "snapshot", "s", time.Minute, 0, time.Time{}, func(context.Context) (bool, string, error) {
+		err := p.waitFor(context.Background(), "CreateSnapshot", "snapshot", "s", time.Minute, nil, time.Time{}, func(context.Context) (bool, string, error) {
 			return false, "", boom
 		})
 		requireLocated(t, err, "CreateSnapshot")
@@ -181,7 +181,7 @@ func TestPolicyWaitFor(t *testing.T) {
 		t.Parallel()
 		p := testPolicy(t)
 		n := 0
-		err := p.waitFor(context.Background(), "WaitReady", "instance", "1", time.Minute, 0, time.Time{}, func(context.Context) (bool, string, error) {
+		err := p.waitFor(context.Background(), "WaitReady", "instance", "1", time.Minute, nil, time.Time{}, func(context.Context) (bool, string, error) {
 			n++
 			if n == 1 {
 				return false, "", fmt.Errorf("read: %w", io.ErrUnexpectedEOF)
@@ -246,18 +246,18 @@ func TestPolicyWaitForCreated(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if err := p.waitFor(ctx, "WaitReady", "instance", "new", time.Minute, 0, created, poll); !errors.Is(err, ErrTimeout) {
-		t.Errorf("WaitFor just created = %v, want a timeout", err)
+	if err := p.waitFor(ctx, "WaitReady", "instance", "new", time.Minute, nil, created, poll); err != nil {
+		t.Errorf("WaitFor just created = %v, want the final poll to see it done", err)
 	}
-	if n := polls.Load(); n != 0 {
-		t.Errorf("polls of a machine created just now = %d, want 0", n)
+	if n := polls.Load(); n != 1 {
+		t.Errorf("polls of a machine created just now = %d, want 1 (the final one, before the deadline)", n)
 	}
 	for _, id := range []struct{ resource, id string }{{"instance", "old"}, {"snapshot", "other"}} {
-		if err := p.waitFor(context.Background(), "WaitReady", id.resource, id.id, time.Minute, 0, time.Time{}, poll); err != nil {
+		if err := p.waitFor(context.Background(), "WaitReady", id.resource, id.id, time.Minute, nil, time.Time{}, poll); err != nil {
 			t.Errorf("WaitFor %s %s = %v", id.resource, id.id, err)
 		}
 	}
-	if n := polls.Load(); n != 2 {
-		t.Errorf("polls = %d, want 2 (one each, at once)", n)
+	if n := polls.Load(); n != 3 {
+		t.Errorf("polls = %d, want 3 (then one each, at once)", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"net/http"
 	"slices"
@@ -69,6 +70,10 @@ func OpenDriver(ctx context.Context, name string, o driver.Opener, cfg Config) (
 		m.pol.pollClass = pollClass
 	}
 	m.snap, _ = d.(driver.Snapshotter)
+	m.boots = cfg.BootTimes
+	if m.boots == nil {
+		m.boots = &defaultBootTimes
+	}
 	// Creations are remembered as long as a wait on them may last.
 	m.born.life = max(t.InstanceReady, t.ActionComplete, consistencyWindow)
 	m.unsure.life = unknownHorizon(t)
@@ -119,7 +124,8 @@ type machines struct {
 	pol   *policy
 	rules rules
 
-	born    recent // instance IDs this Provider made, and when
+	boots   *BootTimes
+	born    recent // instance IDs this Provider made, when, and their boot kind
 	gone    recent // instance IDs this Provider destroyed lately
 	jobs    recent // snapshot key/job of the snapshot jobs this Provider started
 	unsure  unsure // request keys whose create's outcome was unknown
@@ -410,7 +416,7 @@ func (m *machines) ownerQuery() map[string]string { return map[string]string{Own
 
 // instances yields the live managed machines matching q, a page at a
 // time, each once.
-func (m *machines) instances(ctx context.Context, op string, q driver.Query) func(yield func(*Instance, error) bool) {
+func (m *machines) instances(ctx context.Context, op string, q driver.Query) iter.Seq2[*Instance, error] {
 	return func(yield func(*Instance, error) bool) {
 		start := time.Now()
 		seen := map[string]bool{}
@@ -489,20 +495,28 @@ func (m *machines) ListSSHKeys(ctx context.Context) ([]*SSHKey, error) {
 	return out, nil
 }
 
-// WaitReady polls the machine until it runs with a public IP.
+// WaitReady polls the machine until it runs with a public IP. A machine
+// this Provider made is polled on a schedule learned from the boot times
+// of its kind seen so far (see BootTimes), and its own boot time is
+// learned.
 func (m *machines) WaitReady(ctx context.Context, id string) (*Instance, error) {
 	const op = "WaitReady"
 	start := time.Now()
 	if err := m.checkID(op, "instance", id, true); err != nil {
 		return nil, err
 	}
+	born := m.createdAt(id)
+	kind, _ := m.born.value(id)
 	var last *Instance
+	var lastPoll time.Time // the last poll that saw the machine not ready
 	seen := false
-	err := m.pol.waitFor(ctx, op, "instance", id, m.pol.t.InstanceReady, m.info.ExpectedBoot, m.createdAt(id), func(ctx context.Context) (bool, string, error) {
+	err := m.pol.waitFor(ctx, op, "instance", id, m.pol.t.InstanceReady, m.bootSchedule(kind), born, func(ctx context.Context) (bool, string, error) {
+		at := time.Now()
 		in, err := m.d.Get(ctx, id)
 		in = m.view(in)
 		if err != nil {
 			if _, fresh := m.fresh(id); fresh && !seen && driver.KindOf(err) == driver.KindNotFound {
+				lastPoll = at
 				return false, "not yet visible", nil
 			}
 			return false, "", err
@@ -512,12 +526,42 @@ func (m *machines) WaitReady(ctx context.Context, id string) (*Instance, error) 
 			return false, in.RawState, driver.NotFound("the instance is " + in.RawState)
 		}
 		last = m.instance(in)
-		return last.Ready(), readyState(last), nil
+		if !last.Ready() {
+			lastPoll = at
+			return false, readyState(last), nil
+		}
+		if kind != "" && !born.IsZero() {
+			m.boots.observe(kind, bootSample(born, lastPoll, at))
+		}
+		return true, readyState(last), nil
 	})
 	if err != nil {
 		return nil, m.fail(op, "instance", id, start, err)
 	}
 	return last, nil
+}
+
+// bootSchedule is the wait schedule of a machine of kind ("" when not
+// known): from its kind's boot times seen, else the cloud's typical one.
+func (m *machines) bootSchedule(kind string) WaitPolicy {
+	t := m.pol.t
+	floor := t.PollInterval * 38 / 100
+	if kind == "" {
+		return DefaultWait(m.info.ExpectedBoot, t)
+	}
+	return bootWait(m.boots.samples(kind), m.info.ExpectedBoot, floor, t.PollInterval)
+}
+
+// bootSample estimates a machine's boot time from when it was made, the
+// last poll that saw it not ready (zero if none did) and the poll that saw
+// it ready: the middle of the two polls; when the first poll already saw
+// it ready, a little less than that poll's time (so that a schedule that
+// starts too late learns to start earlier).
+func bootSample(born, notReady, ready time.Time) time.Duration {
+	if notReady.Before(born) {
+		return time.Duration(0.85 * float64(ready.Sub(born)))
+	}
+	return notReady.Sub(born) + ready.Sub(notReady)/2
 }
 
 // readyState describes a machine for a wait's progress and timeout.
@@ -540,4 +584,26 @@ func cloneLabels(labels map[string]string, extra map[string]string) map[string]s
 	}
 	maps.Copy(out, extra)
 	return out
+}
+
+// Instances yields every live instance managed by spuff on p's account, as
+// ListInstances returns them, but a page at a time: a caller that streams
+// them holds one page in memory, not the whole listing. An error ends the
+// sequence (it is yielded with a nil instance).
+func Instances(ctx context.Context, p Provider) iter.Seq2[*Instance, error] {
+	if m, ok := p.(*machines); ok {
+		return m.instances(ctx, "ListInstances", driver.Query{Labels: m.ownerQuery()})
+	}
+	return func(yield func(*Instance, error) bool) {
+		list, err := p.ListInstances(ctx)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for _, in := range list {
+			if !yield(in, nil) {
+				return
+			}
+		}
+	}
 }

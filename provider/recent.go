@@ -23,7 +23,12 @@ type recent struct {
 	life time.Duration
 
 	mu sync.Mutex
-	at map[string]time.Time
+	at map[string]entry
+}
+
+type entry struct {
+	at  time.Time
+	val string
 }
 
 func (r *recent) ttl() time.Duration {
@@ -34,17 +39,31 @@ func (r *recent) ttl() time.Duration {
 }
 
 // add remembers key from now on.
-func (r *recent) add(key string) {
+func (r *recent) add(key string) { r.addValue(key, "") }
+
+// value returns what key was added with, and whether it is remembered.
+func (r *recent) value(key string) (string, bool) {
+	r.mu.Lock()
+	e, ok := r.at[key]
+	r.mu.Unlock()
+	if !ok || time.Since(e.at) >= r.ttl() {
+		return "", false
+	}
+	return e.val, true
+}
+
+// addValue remembers key, with val, from now on.
+func (r *recent) addValue(key, val string) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.at == nil {
-		r.at = make(map[string]time.Time)
+		r.at = make(map[string]entry)
 	}
 	if len(r.at) >= maxRecent {
 		ttl := r.ttl()
-		for k, t := range r.at {
-			if now.Sub(t) >= ttl {
+		for k, e := range r.at {
+			if now.Sub(e.at) >= ttl {
 				delete(r.at, k)
 			}
 		}
@@ -55,19 +74,19 @@ func (r *recent) add(key string) {
 			delete(r.at, k)
 		}
 	}
-	r.at[key] = now
+	r.at[key] = entry{at: now, val: val}
 }
 
 // age returns how long ago key was added, and whether that is within the
 // TTL.
 func (r *recent) age(key string) (time.Duration, bool) {
 	r.mu.Lock()
-	t, ok := r.at[key]
+	e, ok := r.at[key]
 	r.mu.Unlock()
 	if !ok {
 		return 0, false
 	}
-	age := time.Since(t)
+	age := time.Since(e.at)
 	return age, age < r.ttl()
 }
 

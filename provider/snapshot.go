@@ -86,7 +86,7 @@ func (m *machines) snapshot(ctx context.Context, instanceID, name, key string, t
 	if s.Job != "" {
 		m.jobs.add(key + "/" + s.Job)
 	}
-	err = m.pol.waitFor(ctx, op, "snapshot", snapshotRef(s), m.pol.t.ActionComplete, m.info.ExpectedSnapshot, begun, func(ctx context.Context) (bool, string, error) {
+	err = m.pol.waitFor(ctx, op, "snapshot", snapshotRef(s), m.pol.t.ActionComplete, DefaultWait(m.info.ExpectedSnapshot, m.pol.t), begun, func(ctx context.Context) (bool, string, error) {
 		next, err := m.snap.PollSnapshot(ctx, s)
 		if err != nil {
 			return false, "", err

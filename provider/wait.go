@@ -104,7 +104,10 @@ func AdaptiveWait(expected, minGap, maxGap time.Duration) WaitPolicy {
 		maxGap = minGap
 	}
 	return func() Backoff {
-		return &adaptive{expected: expected, minGap: minGap, maxGap: maxGap}
+		e := float64(expected)
+		return &adaptive{expected: expected, minGap: minGap, maxGap: maxGap,
+			first: time.Duration(adaptiveFirst * e), end: time.Duration(adaptiveLate * e),
+			gap: min(max(time.Duration(adaptiveGap*e), minGap), maxGap)}
 	}
 }
 
@@ -119,8 +122,11 @@ const (
 
 type adaptive struct {
 	expected, minGap, maxGap time.Duration
-	elapsed                  time.Duration // since the change began, as scheduled
-	gap                      time.Duration // last gap past the window
+	// first is when the first poll comes, end when the window where the
+	// change is due ends, gap the gap between polls in it.
+	first, end, gap time.Duration
+	elapsed         time.Duration // since the change began, as scheduled
+	lateGap         time.Duration // last gap past the window
 	n                        int
 	late                     bool // past the window
 
@@ -148,7 +154,7 @@ func (a *adaptive) NextBackOff() time.Duration {
 	// jittered by a tenth of its distance.
 	scale := d
 	if a.expected > 0 {
-		scale = min(d, max(a.gap, a.dueGap()))
+		scale = min(d, max(a.lateGap, a.dueGap()))
 	}
 	if scale > 0 {
 		d += jitter(scale, adaptiveJitter) - scale
@@ -166,8 +172,7 @@ func (a *adaptive) NextBackOff() time.Duration {
 }
 
 func (a *adaptive) next() time.Duration {
-	e := float64(a.expected)
-	first, late := time.Duration(adaptiveFirst*e), time.Duration(adaptiveLate*e)
+	first, late := a.first, a.end
 	switch {
 	case a.expected <= 0:
 		return min(max(a.elapsed/10, a.minGap), a.maxGap)
@@ -182,13 +187,13 @@ func (a *adaptive) next() time.Duration {
 	if !a.late {
 		// Late: a few polls close together first (the machine is
 		// likely just past the window), then longer and longer gaps.
-		a.late, a.gap = true, a.dueGap()
+		a.late, a.lateGap = true, a.dueGap()
 	}
-	a.gap = min(time.Duration(float64(a.gap)*adaptiveGrowth), a.maxGap)
-	if a.budget != nil && a.budget(a.gap) < 1 {
-		a.gap = a.maxGap
+	a.lateGap = min(time.Duration(float64(a.lateGap)*adaptiveGrowth), a.maxGap)
+	if a.budget != nil && a.budget(a.lateGap) < 1 {
+		a.lateGap = a.maxGap
 	}
-	return a.gap
+	return a.lateGap
 }
 
 // plan is called at a poll the budget affords, at a.elapsed in the
@@ -200,7 +205,7 @@ func (a *adaptive) plan() { a.planFrom(a.elapsed) }
 // the polls it affords spread evenly to the end, the first of them one
 // spread after t.
 func (a *adaptive) planFrom(t time.Duration) {
-	late, g := time.Duration(adaptiveLate*float64(a.expected)), a.dueGap()
+	late, g := a.end, a.dueGap()
 	left := late - t
 	if left <= 0 || g <= 0 {
 		a.must = 0
@@ -217,7 +222,7 @@ func (a *adaptive) planFrom(t time.Duration) {
 
 // dueGap is the gap between polls while the change is due.
 func (a *adaptive) dueGap() time.Duration {
-	return min(max(time.Duration(adaptiveGap*float64(a.expected)), a.minGap), a.maxGap)
+	return a.gap
 }
 
 // Resume starts the schedule age after the awaited change began: it
@@ -228,7 +233,7 @@ func (a *adaptive) Resume(age time.Duration) time.Duration {
 		return 0
 	}
 	a.elapsed = age
-	if a.expected <= 0 || float64(age) >= adaptiveFirst*float64(a.expected) {
+	if a.expected <= 0 || age >= a.first {
 		a.n = 1
 		if a.budget != nil && a.expected > 0 {
 			a.plan()
@@ -322,6 +327,14 @@ func (w *waiter) Wait(ctx context.Context, poll pollFunc) error {
 		lastErr   error
 		timer     *time.Timer
 	)
+	// A wait whose deadline comes before the next poll polls once more
+	// just before the deadline: it never ends on a timeout without
+	// looking at the last moment (nor without polling at all).
+	final := finalPoll{}
+	if deadline, ok := ctx.Deadline(); ok {
+		final.margin = min(max(time.Until(deadline)/20, 5*time.Millisecond), time.Second)
+	}
+	sleep := final.sleep
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -394,12 +407,25 @@ func (w *waiter) Wait(ctx context.Context, poll pollFunc) error {
 	}
 }
 
-// sleep sleeps for delay, or to ctx's deadline if that comes first (the
+// finalPoll makes a wait's last sleep end just before its deadline, once.
+type finalPoll struct {
+	margin time.Duration // how long before the deadline; 0: no final poll
+	done   bool
+}
+
+// sleep sleeps for delay, or, when ctx's deadline comes first, to just
+// before it for a final poll the first time, then to the deadline (the
 // timeout error then comes at the promised time, not after an oversleep),
 // reusing *timer. It reports false when ctx ended or its deadline passed.
-func sleep(ctx context.Context, timer **time.Timer, delay time.Duration) bool {
+func (f *finalPoll) sleep(ctx context.Context, timer **time.Timer, delay time.Duration) bool {
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
-		delay = max(0, time.Until(deadline))
+		left := time.Until(deadline)
+		if !f.done && f.margin > 0 && left > f.margin {
+			f.done = true
+			delay = left - f.margin
+		} else {
+			delay = max(0, left)
+		}
 	}
 	if *timer == nil {
 		*timer = time.NewTimer(delay)

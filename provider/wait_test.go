@@ -602,16 +602,26 @@ func TestWaiterSince(t *testing.T) {
 	policy := AdaptiveWait(time.Hour, time.Minute, time.Hour)
 	t.Run("just created", func(t *testing.T) {
 		t.Parallel()
-		s := &script{steps: []step{{done: true}}}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		// The schedule's first poll would come in 48 minutes: the wait
+		// polls once, just before its deadline, and not before.
+		s := &script{steps: []step{{state: "new"}, {done: true}}}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		w := waiter{Policy: policy, Since: time.Now()}
+		start := time.Now()
 		err := w.Wait(ctx, s.poll)
 		if !errors.Is(err, ErrTimeout) {
 			t.Errorf("Wait = %v, want a timeout", err)
 		}
-		if n := s.count(); n != 0 {
-			t.Errorf("polls = %d, want none before the expected boot time", n)
+		var perr *Error
+		if errors.As(err, &perr) && perr.LastState != "new" {
+			t.Errorf("timeout's last state %q, want the final poll's \"new\"", perr.LastState)
+		}
+		if n := s.count(); n != 1 {
+			t.Errorf("polls = %d, want 1 (the final one)", n)
+		}
+		if el := time.Since(start); el < 150*time.Millisecond {
+			t.Errorf("the final poll came after %v, want just before the 200ms deadline", el)
 		}
 	})
 	t.Run("past due", func(t *testing.T) {
