@@ -345,3 +345,31 @@ func TestStringHidesToken(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalogueFetchedOnce: creates made at once resolve the server type
+// and the image from one catalogue read each, not one per create.
+func TestCatalogueFetchedOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := hcloudsim.Start(t, fastOpts())
+	p := openFast(t, srv, nil)
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := p.CreateInstance(ctx, harness.Request(fmt.Sprintf("fleet-%d", i)))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if types, images := srv.Cloud.Calls(simcloud.OpCatalog), srv.Cloud.Calls(simcloud.OpListImages); types != 1 || images != 1 {
+		t.Errorf("%d concurrent creates read the server types %d times and the images %d times, want 1 and 1", n, types, images)
+	}
+	if live := len(srv.Cloud.LiveInstances()); live != n {
+		t.Errorf("%d servers, want %d", live, n)
+	}
+}
