@@ -325,7 +325,8 @@ func TestErrors(t *testing.T) {
 		for _, k := range []simcloud.FaultKind{simcloud.FaultMalformed, simcloud.FaultTruncated, simcloud.FaultHuge} {
 			srv := hcloudsim.Start(t, fastOpts())
 			cfg := fastConfig(srv)
-			cfg.Retry.MaxAttempts = 1 // one answer to classify (each huge one is read up to the bound)
+			cfg.Retry.MaxAttempts = 1              // one answer to classify (each huge one is read up to the bound)
+			cfg.Timeouts.HTTPRequest = time.Minute // reading to the bound takes seconds under -race on a busy machine
 			p, err := hetzner.Open(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
