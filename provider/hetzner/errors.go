@@ -1,16 +1,16 @@
 package hetzner
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
-	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/provider/driver"
 )
 
 // fieldNames maps the API's request fields to InstanceRequest's.
@@ -23,104 +23,131 @@ var fieldNames = map[string]string{
 	"user_data":   "UserData",
 	"labels":      "Labels",
 	"ssh_keys":    "SSHKeys",
+	"description": "name",
 }
 
-// classify turns an error of an hcloud-go call into a *provider.Error. The
-// Hetzner error code decides the kind where there is one; then the HTTP
-// status; then the transport error.
-func classify(op string, resp *hcloud.Response, err error) error {
+// classify turns the error of an hcloud-go call into a *driver.Error: by
+// Hetzner's error code where the answer has one, else by HTTP status. A
+// request that got no answer is returned as it is.
+func classify(resp *hcloud.Response, err error) error {
 	if err == nil {
 		return nil
 	}
-	var status int
-	var header http.Header
-	if resp != nil && resp.Response != nil {
-		status, header = resp.StatusCode, resp.Header
-	}
-	var perr *provider.Error
-	if errors.As(err, &perr) {
-		return err
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return provider.Classify(Name, op, 0, nil, err)
-	}
 	var hcErr hcloud.Error
 	if errors.As(err, &hcErr) {
-		// The message is the wrapped hcloud.Error's: not repeated here.
-		e := &provider.Error{Provider: Name, Op: op, Status: status, Code: string(hcErr.Code), Err: err}
+		if resp == nil {
+			resp = hcErr.Response()
+		}
+		status, header := answer(resp)
+		// hcloud.Error's text is the message and code: not repeated.
+		e := &driver.Error{Kind: kindOf(hcErr, status), Status: status, Code: string(hcErr.Code), Err: err}
 		switch hcErr.Code {
-		case hcloud.ErrorCodeUnauthorized, hcloud.ErrorCodeForbidden:
-			e.Kind = provider.KindAuthentication
-		case hcloud.ErrorCodeNotFound:
-			e.Kind = provider.KindNotFound
 		case hcloud.ErrorCodeRateLimitExceeded:
-			e.Kind = provider.KindRateLimit
 			e.RetryAfter = retryAfter(header, time.Now())
-		case hcloud.ErrorCodeResourceLimitExceeded:
-			e.Kind = provider.KindQuotaExceeded
 		case hcloud.ErrorCodeInvalidInput, hcloud.ErrorCodeJSONError, hcloud.ErrorCodeUniquenessError:
-			e.Kind = provider.KindInvalidConfig
-			if d, ok := hcErr.Details.(hcloud.ErrorDetailsInvalidInput); ok && len(d.Fields) > 0 {
-				e.Field = fieldNames[d.Fields[0].Name]
-				if e.Field == "" {
-					e.Field = d.Fields[0].Name
-				}
-			}
-		default:
-			e.Kind = provider.KindForStatus(status)
-			if e.Kind == provider.KindUnknown {
-				e.Kind = provider.KindAPI
-			}
+			e.Field = field(hcErr.Details)
+		case hcloud.ErrorCodeConflict, hcloud.ErrorCodeLocked, hcloud.ErrorCodeRobotUnavailable:
+			// Refused without being done; hcloud-go documents them as
+			// "retry".
+			e.Retry = true
 		}
 		return e
 	}
-	if errors.Is(err, hcloud.ErrStatusCode) && status != 0 {
-		// An error status without a JSON error body (a proxy's page).
-		return provider.Classify(Name, op, status, header, err)
-	}
-	var tooLarge *provider.BodyTooLargeError
+	status, header := answer(resp)
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &tooLarge):
-		return &provider.Error{Kind: provider.KindNetwork, Provider: Name, Op: op, Status: status, Message: "response body too large", Err: err}
-	case status != 0 && (errors.As(err, &syntax) || errors.As(err, &typ)):
-		// An answer that does not parse is as good as lost: the call may
-		// have been made (a create, a snapshot), and a call that is safe
-		// to repeat may be retried.
-		return &provider.Error{Kind: provider.KindNetwork, Provider: Name, Op: op, Status: status,
-			Message: "malformed response body", Err: err}
+	case status >= 400:
+		// An error status without Hetzner's error body (a proxy's page),
+		// or with one that does not parse.
+		return driver.FromStatus(status, header, "", err)
+	case errors.As(err, &syntax) || errors.As(err, &typ):
+		// A success whose body does not parse is as good as lost: the
+		// change may have been made.
+		return driver.Lost("unreadable API answer", err)
 	}
-	return provider.Classify(Name, op, 0, nil, err)
+	return err
 }
 
-// retryAfter is how long to wait after a 429: the Retry-After header when
-// the answer has one (Hetzner's does not), else the time the bucket takes to
-// return one request, derived from RateLimit-Limit, -Remaining and -Reset
-// (Hetzner returns one request a second).
+// answer returns the status and headers of resp, if it has an answer.
+func answer(resp *hcloud.Response) (int, http.Header) {
+	if resp == nil || resp.Response == nil {
+		return 0, nil
+	}
+	return resp.StatusCode, resp.Header
+}
+
+// kindOf maps Hetzner's error code (then the HTTP status) to a Kind.
+func kindOf(e hcloud.Error, status int) driver.Kind {
+	switch e.Code {
+	case hcloud.ErrorCodeUnauthorized, hcloud.ErrorCodeForbidden:
+		return driver.KindAuthentication
+	case hcloud.ErrorCodeNotFound:
+		return driver.KindNotFound
+	case hcloud.ErrorCodeRateLimitExceeded:
+		return driver.KindRateLimit
+	case hcloud.ErrorCodeResourceLimitExceeded:
+		return driver.KindQuotaExceeded
+	case hcloud.ErrorCodeInvalidInput, hcloud.ErrorCodeJSONError:
+		return driver.KindInvalidConfig
+	case hcloud.ErrorCodeUniquenessError:
+		return driver.KindConflict
+	case hcloud.ErrorCodeResourceUnavailable, hcloud.ErrorCodePlacementError:
+		// "server location disabled", "error during placement": no room
+		// for this server type here now.
+		return driver.KindCapacity
+	case hcloud.ErrorUnsupportedError:
+		return driver.KindNotSupported
+	case hcloud.ErrorCodeConflict, hcloud.ErrorCodeLocked, hcloud.ErrorCodeProtected,
+		hcloud.ErrorCodeMaintenance, hcloud.ErrorCodeResourceLocked:
+		return driver.KindAPI // some of them 403s, which are not about credentials
+	}
+	if strings.Contains(strings.ToLower(e.Message), "location disabled") {
+		return driver.KindCapacity
+	}
+	if k := driver.KindForStatus(status); k != driver.KindUnknown {
+		return k
+	}
+	return driver.KindAPI
+}
+
+// field names the request field of an invalid_input error's details, or "".
+func field(details any) string {
+	d, ok := details.(hcloud.ErrorDetailsInvalidInput)
+	if !ok || len(d.Fields) == 0 {
+		return ""
+	}
+	if f := fieldNames[d.Fields[0].Name]; f != "" {
+		return f
+	}
+	return d.Fields[0].Name
+}
+
+// retryAfter is how long a 429 asks to wait: Retry-After when the answer
+// has one (Hetzner's do not), else, when RateLimit-Remaining is 0, the
+// time the bucket takes to return one request — RateLimit-Reset is when
+// it is full again, and it refills evenly (Hetzner returns one request a
+// second).
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	if h == nil {
 		return 0
 	}
-	if d := provider.ParseRetryAfter(h.Get("Retry-After"), now); d > 0 {
+	if d := driver.ParseRetryAfter(h.Get("Retry-After"), now); d > 0 {
 		return d
 	}
-	limit, err1 := strconv.Atoi(h.Get("RateLimit-Limit"))
-	rem, err2 := strconv.Atoi(h.Get("RateLimit-Remaining"))
-	reset, err3 := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || limit <= rem {
+	if h.Get("RateLimit-Remaining") != "0" {
+		return 0 // budget is left: a 429 for another reason, which the pacer sees
+	}
+	reset, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64)
+	if err != nil {
 		return 0
 	}
-	untilFull := time.Unix(reset, 0).Sub(now)
-	if untilFull <= 0 {
+	d := time.Unix(reset, 0).Sub(now)
+	if d <= 0 {
 		return 0
 	}
-	d := untilFull / time.Duration(limit-rem)
+	if limit, err := strconv.Atoi(h.Get("RateLimit-Limit")); err == nil && limit > 0 {
+		d /= time.Duration(limit)
+	}
 	return min(max(d, 10*time.Millisecond), time.Minute)
-}
-
-// notFound is the error of a missing instance or snapshot.
-func notFound(op, resource, id string) error {
-	return &provider.Error{Kind: provider.KindNotFound, Provider: Name, Op: op, Resource: resource, ID: id,
-		Message: resource + " does not exist"}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/provider/hetzner"
 	"github.com/spuffgo/spuff/providertest/hcloudsim"
@@ -45,4 +47,31 @@ func Example_simulatedCloud() {
 	// dev-1 active cax11 true
 	// servers: 1
 	// servers: 0
+}
+
+// New builds a Provider on an hcloud-go client the caller made: start from
+// ClientOptions (a paced transport, hcloud-go's retries off) and add your
+// own options after them. As reaches the client again.
+func ExampleNew() {
+	srv := hcloudsim.NewServer(simcloud.Options{})
+	defer srv.Close()
+
+	cfg := provider.Config{Endpoint: srv.URL, Token: provider.Secret(srv.Cloud.Token())}
+	opts, err := hetzner.ClientOptions(cfg)
+	if err != nil {
+		panic(err)
+	}
+	client := hcloud.NewClient(append(opts, hcloud.WithApplication("my-tool", "1.0"))...)
+	p, err := hetzner.New(client, cfg)
+	if err != nil {
+		panic(err)
+	}
+	keys, err := p.ListSSHKeys(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	var c *hcloud.Client
+	fmt.Println(len(keys) > 0, p.As(&c) && c == client)
+	// Output:
+	// true true
 }

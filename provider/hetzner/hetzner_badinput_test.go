@@ -25,8 +25,9 @@ func badRequests() []providertest.BadRequest {
 	}
 }
 
-// TestBadSnapshotNameMakesNoCall: a snapshot name the cloud refuses is
-// refused before any API call, naming the field.
+// TestBadSnapshotNameMakesNoCall: a snapshot name the driver cannot send
+// (too long for a description, not UTF-8) is refused before any API call,
+// naming the field. (An empty name gets a generated one.)
 func TestBadSnapshotNameMakesNoCall(t *testing.T) {
 	t.Parallel()
 	srv := hcloudsim.Start(t, simcloud.Options{})
@@ -35,9 +36,10 @@ func TestBadSnapshotNameMakesNoCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, name := range []string{"", strings.Repeat("n", 256)} {
-		if _, err := p.CreateSnapshot(ctx, "123", name); !errors.Is(err, provider.ErrInvalidConfig) {
-			t.Errorf("CreateSnapshot named %d bytes: %v, want ErrInvalidConfig", len(name), err)
+	for _, name := range []string{strings.Repeat("n", hetzner.MaxSnapshotName+1), "nightly \xff"} {
+		var perr *provider.Error
+		if _, err := p.CreateSnapshot(ctx, "123", name); !errors.Is(err, provider.ErrInvalidConfig) || !errors.As(err, &perr) || perr.Field != "name" {
+			t.Errorf("CreateSnapshot named %q: %v, want ErrInvalidConfig naming the field name", name, err)
 		}
 	}
 	if n := srv.Cloud.TotalCalls(); n != 0 {

@@ -58,7 +58,7 @@ func fastConfig(srv *simcloud.Server) provider.Config {
 	return providertest.FastConfig(harness.Config(srv))
 }
 
-func start(t *testing.T, opts simcloud.Options) (*simcloud.Server, *hetzner.Provider) {
+func start(t *testing.T, opts simcloud.Options) (*simcloud.Server, provider.Provider) {
 	t.Helper()
 	srv := hcloudsim.Start(t, opts)
 	p, err := hetzner.Open(context.Background(), fastConfig(srv))
@@ -73,8 +73,9 @@ func fastOpts() simcloud.Options {
 }
 
 // TestLostCreateResponse: the create's answer is lost after the server was
-// made. The driver's own retry gets uniqueness_error and adopts the server:
-// one CreateInstance call, exactly one server, no error.
+// made. The retry gets uniqueness_error, and the server holding the name
+// carries the request's key: it is adopted. One CreateInstance call,
+// exactly one server, no error.
 func TestLostCreateResponse(t *testing.T) {
 	srv, p := start(t, fastOpts())
 	ctx := context.Background()
@@ -128,19 +129,20 @@ func TestLostCreateResponseNotListedYet(t *testing.T) {
 }
 
 // TestCreateDoesNotAdoptForeignServer: a name held by a server that is not
-// ours, or not the one asked for, is an error naming the field, never an
+// ours, or ours for a request with other settings, is an ErrConflict naming
+// that server in Existing (not in Leftover: the call made nothing), never an
 // adoption.
 func TestCreateDoesNotAdoptForeignServer(t *testing.T) {
 	srv, p := start(t, fastOpts())
 	ctx := context.Background()
 	img := systemImage(srv.Cloud, "ubuntu-24.04", "x86_64")
-	srv.Cloud.AddInstances(1, func(int) simcloud.InstanceSpec {
+	ids := srv.Cloud.AddInstances(1, func(int) simcloud.InstanceSpec {
 		return simcloud.InstanceSpec{Name: "taken", Region: "fsn1", Size: "cx22", ImageID: img, Labels: map[string]string{"env": "prod"}}
 	})
 	_, err := p.CreateInstance(ctx, harness.Request("taken"))
 	var perr *provider.Error
-	if !errors.Is(err, provider.ErrInvalidConfig) || !errors.As(err, &perr) || perr.Field != "Name" || perr.Code != "uniqueness_error" {
-		t.Fatalf("create with a name held by a foreign server: %v; want invalid config, field Name, code uniqueness_error", err)
+	if !errors.Is(err, provider.ErrConflict) || !errors.As(err, &perr) || perr.Existing != strconv.FormatInt(ids[0], 10) || perr.Leftover != "" {
+		t.Fatalf("create with a name held by a foreign server: %v; want ErrConflict with Existing %d and no Leftover", err, ids[0])
 	}
 	t.Logf("foreign server: %v", err)
 
@@ -148,20 +150,31 @@ func TestCreateDoesNotAdoptForeignServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := harness.Request("mine")
-	other.Size = "cpx11"
-	if _, err := p.CreateInstance(ctx, other); !errors.Is(err, provider.ErrInvalidConfig) {
-		t.Fatalf("create with our server's name but another type: %v, want invalid config", err)
+	for _, edit := range []func(*provider.InstanceRequest){
+		func(r *provider.InstanceRequest) { r.Size = "cpx11" },
+		func(r *provider.InstanceRequest) { r.UserData = "#cloud-config\n" },
+		func(r *provider.InstanceRequest) { r.Labels = map[string]string{"env": "dev"} },
+	} {
+		other := harness.Request("mine")
+		edit(&other)
+		_, err := p.CreateInstance(ctx, other)
+		if !errors.Is(err, provider.ErrConflict) || !errors.As(err, &perr) || perr.Existing != mine.ID || perr.Leftover != "" {
+			t.Fatalf("create with our server's name but other settings: %v, want ErrConflict with Existing %s and no Leftover", err, mine.ID)
+		}
 	}
 	if n := len(srv.Cloud.LiveInstances()); n != 2 {
 		t.Errorf("%d servers, want 2", n)
+	}
+	if n := srv.Cloud.Calls(simcloud.OpCreateInstance); n != 1 {
+		t.Errorf("%d create calls, want 1 (a conflict is found by name before creating)", n)
 	}
 	_ = p.DestroyInstance(ctx, mine.ID)
 }
 
 // TestLostSnapshotResponse: the create_image answer is lost after the
-// snapshot was made. The retry finds it by its one-off label: exactly one
-// snapshot, returned, with the one-off label removed.
+// snapshot was made. The snapshot carries the request's key label from its
+// creation, so the look-up finds it instead of making another: exactly one
+// snapshot, returned, labelled as managed.
 func TestLostSnapshotResponse(t *testing.T) {
 	srv, p := start(t, fastOpts())
 	ctx := context.Background()
@@ -181,11 +194,15 @@ func TestLostSnapshotResponse(t *testing.T) {
 	if snap.Name != "nightly" || snaps[0].Description != "nightly" {
 		t.Errorf("snapshot name %q, description %q; want nightly", snap.Name, snaps[0].Description)
 	}
-	if len(snaps[0].Labels) != 1 || snaps[0].Labels[provider.OwnerLabel] != provider.DefaultOwner {
-		t.Errorf("snapshot labels %v, want only %s=%s", snaps[0].Labels, provider.OwnerLabel, provider.DefaultOwner)
+	if l := snaps[0].Labels; len(l) != 2 || l[provider.OwnerLabel] != provider.DefaultOwner || l["spuff-key"] == "" {
+		t.Errorf("snapshot labels %v, want only %s=%s and its spuff-key", l, provider.OwnerLabel, provider.DefaultOwner)
 	}
 	if calls := srv.Cloud.Calls(simcloud.OpCreateSnapshot); calls != 1 {
-		t.Errorf("create_image called %d times, want 1 (the retry found the snapshot instead)", calls)
+		t.Errorf("create_image called %d times, want 1 (the look-up found the snapshot instead)", calls)
+	}
+	list, err := p.ListSnapshots(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != snap.ID || list[0].Name != "nightly" || len(list[0].Labels) != 0 {
+		t.Fatalf("ListSnapshots = %v, %v; want %s named nightly, without spuff's labels", list, err, snap.ID)
 	}
 	if err := p.DeleteSnapshot(ctx, snap.ID); err != nil {
 		t.Fatal(err)
@@ -274,18 +291,6 @@ func TestErrors(t *testing.T) {
 			t.Errorf("the error names the token: %v", err)
 		}
 	})
-	t.Run("rate limit without Retry-After", func(t *testing.T) {
-		srv := hcloudsim.Start(t, fastOpts())
-		cfg := fastConfig(srv)
-		cfg.Retry.MaxAttempts = 1 // the wait derived from the headers is Hetzner's real one, a second
-		p, _ := hetzner.Open(ctx, cfg)
-		srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultRateLimitBare, Count: 100})
-		_, err := p.ListInstances(ctx)
-		if d, ok := provider.RetryAfter(err); !errors.Is(err, provider.ErrRateLimit) || !ok || d <= 0 || d > 2*time.Second {
-			t.Fatalf("%v, want rate limit with a wait of about a second derived from the RateLimit-* headers", err)
-		}
-		t.Logf("429 without Retry-After: %v", err)
-	})
 	t.Run("server error is retryable API error", func(t *testing.T) {
 		srv, p := start(t, fastOpts())
 		srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpGetInstance, Kind: simcloud.FaultInternal, Count: 100})
@@ -318,12 +323,19 @@ func TestErrors(t *testing.T) {
 	})
 	t.Run("malformed, truncated and huge bodies", func(t *testing.T) {
 		for _, k := range []simcloud.FaultKind{simcloud.FaultMalformed, simcloud.FaultTruncated, simcloud.FaultHuge} {
-			srv, p := start(t, fastOpts())
-			srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: k, Count: 100})
-			_, err := p.ListInstances(ctx)
+			srv := hcloudsim.Start(t, fastOpts())
+			cfg := fastConfig(srv)
+			cfg.Retry.MaxAttempts = 1              // one answer to classify (each huge one is read up to the bound)
+			cfg.Timeouts.HTTPRequest = time.Minute // reading to the bound takes seconds under -race on a busy machine
+			p, err := hetzner.Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: k})
+			_, err = p.ListInstances(ctx)
 			var perr *provider.Error
-			if err == nil || !errors.As(err, &perr) {
-				t.Errorf("%v: %v, want a *provider.Error", k, err)
+			if !errors.As(err, &perr) || perr.Kind != provider.KindNetwork || !provider.IsRetryable(err) {
+				t.Errorf("%v: %v, want a retryable *provider.Error of KindNetwork (the answer is as good as lost)", k, err)
 				continue
 			}
 			t.Logf("%v: %v", k, err)
@@ -360,8 +372,17 @@ func TestToken(t *testing.T) {
 	}
 	_, err := provider.Open(ctx, hetzner.Name, provider.Config{Endpoint: srv.URL, Getenv: func(string) string { return "" }})
 	var perr *provider.Error
-	if !errors.As(err, &perr) || perr.Kind != provider.KindInvalidConfig || perr.Field != "Token" {
-		t.Errorf("Open without a token: %v, want invalid config naming Token", err)
+	if !errors.Is(err, provider.ErrAuthentication) || !errors.As(err, &perr) || perr.Field != "Config.Token" || !strings.Contains(err.Error(), "HCLOUD_TOKEN") {
+		t.Errorf("Open without a token: %v, want an authentication error naming Config.Token and HCLOUD_TOKEN", err)
+	}
+	for _, cfg := range []provider.Config{
+		{Endpoint: srv.URL, Token: "tok\nen"},
+		{Endpoint: "not a URL", Token: "token"},
+		{Endpoint: "ftp://example.com", Token: "token"},
+	} {
+		if _, err := hetzner.Open(ctx, cfg); err == nil || strings.Contains(err.Error(), "tok\nen") {
+			t.Errorf("Open(%v): %v, want an error without the token", cfg, err)
+		}
 	}
 }
 
@@ -382,8 +403,13 @@ func TestNewWithClient(t *testing.T) {
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("ListSSHKeys = %v, %v", keys, err)
 	}
-	if p.Client() != client {
-		t.Error("Client() is not the client given")
+	var c *hcloud.Client
+	if !p.As(&c) || c != client {
+		t.Error("As(**hcloud.Client) does not reach the client given")
+	}
+	var st provider.Stats
+	if !p.As(&st) || st.Calls == 0 || st.Pacer.Requests == 0 {
+		t.Errorf("As(*provider.Stats) = %+v, want the calls made, paced", st)
 	}
 	if _, err := hetzner.New(nil, cfg); !errors.Is(err, provider.ErrInvalidConfig) {
 		t.Errorf("New(nil): %v, want invalid config", err)

@@ -70,9 +70,16 @@ func TestOpenAPIValidation(t *testing.T) {
 	if _, err := p.ListInstances(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The create again: uniqueness_error (409), then adoption by name.
+	// The create again: found by name and key, adopted.
 	if again, err := p.CreateInstance(ctx, req); err != nil || again.ID != inst.ID {
 		t.Fatalf("repeated create: %v, %v", again, err)
+	}
+	// A create whose answer is lost: repeated, uniqueness_error (409),
+	// then adoption of the server holding the name.
+	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultLoseResponse})
+	lost, err := p.CreateInstance(ctx, harness.Request("spec-lost"))
+	if err != nil {
+		t.Fatalf("create with a lost answer: %v", err)
 	}
 	snap, err := p.CreateSnapshot(ctx, inst.ID, "spec snapshot")
 	if err != nil {
@@ -95,13 +102,17 @@ func TestOpenAPIValidation(t *testing.T) {
 	}
 
 	// hcloud-go's own action polling (GET /actions?id=…) on the same API.
-	res, _, err := p.Client().Server.CreateImage(ctx, &hcloud.Server{ID: mustID(t, armInst.ID)}, &hcloud.ServerCreateImageOpts{
+	var client *hcloud.Client
+	if !p.As(&client) {
+		t.Fatal("As(**hcloud.Client) = false")
+	}
+	res, _, err := client.Server.CreateImage(ctx, &hcloud.Server{ID: mustID(t, armInst.ID)}, &hcloud.ServerCreateImageOpts{
 		Type: hcloud.ImageTypeSnapshot, Description: hcloud.Ptr("by hcloud-go"), Labels: map[string]string{provider.OwnerLabel: provider.DefaultOwner},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Client().Action.WaitFor(ctx, res.Action); err != nil {
+	if err := client.Action.WaitFor(ctx, res.Action); err != nil {
 		t.Fatalf("hcloud-go Action.WaitFor: %v", err)
 	}
 
@@ -135,7 +146,7 @@ func TestOpenAPIValidation(t *testing.T) {
 		t.Errorf("wrong token: %v", err)
 	}
 
-	for _, id := range []string{restored.ID, armInst.ID, inst.ID, inst.ID} {
+	for _, id := range []string{restored.ID, armInst.ID, lost.ID, inst.ID, inst.ID} {
 		if err := p.DestroyInstance(ctx, id); err != nil {
 			t.Errorf("destroy %s: %v", id, err)
 		}
@@ -163,7 +174,7 @@ func TestOpenAPIValidation(t *testing.T) {
 		"get_server 200", "get_server 404", "list_servers 200", "list_servers 429", "list_servers 500",
 		"list_servers 502", "list_servers 503", "list_servers 401", "delete_server 200", "delete_server 404",
 		"delete_server 403", "create_image_from_server 201", "get_action 200", "get_multiple_actions 200", "list_images 200",
-		"replace_image 200", "delete_image 204", "delete_image 404", "list_ssh_keys 200", "list_server_types 200",
+		"get_image 200", "delete_image 204", "delete_image 404", "list_ssh_keys 200", "list_server_types 200",
 	} {
 		if !slices.ContainsFunc(covered, func(s string) bool { return strings.HasPrefix(s, want+" ") }) {
 			t.Errorf("no %q exchange was validated", want)
@@ -187,21 +198,21 @@ func mustID(t *testing.T, id string) int64 {
 func TestOpenAPIValidationCanFail(t *testing.T) {
 	for _, tc := range []struct {
 		name, from, to string
-		call           func(ctx context.Context, p *hetzner.Provider, id string) error
+		call           func(ctx context.Context, p provider.Provider, id string) error
 	}{
-		{"server id as a string", `"server":{"id":`, `"server":{"id":"1","x":`, func(ctx context.Context, p *hetzner.Provider, id string) error {
+		{"server id as a string", `"server":{"id":`, `"server":{"id":"1","x":`, func(ctx context.Context, p provider.Provider, id string) error {
 			_, err := p.GetInstance(ctx, id)
 			return err
 		}},
-		{"status outside the enum", `"status":"running"`, `"status":"ok"`, func(ctx context.Context, p *hetzner.Provider, id string) error {
+		{"status outside the enum", `"status":"running"`, `"status":"ok"`, func(ctx context.Context, p provider.Provider, id string) error {
 			_, err := p.ListInstances(ctx)
 			return err
 		}},
-		{"error body without code", `"code":"not_found",`, ``, func(ctx context.Context, p *hetzner.Provider, _ string) error {
+		{"error body without code", `"code":"not_found",`, ``, func(ctx context.Context, p provider.Provider, _ string) error {
 			_, err := p.GetInstance(ctx, "999999999")
 			return err
 		}},
-		{"empty timestamp", `"created":"20`, `"created":"","x":"20`, func(ctx context.Context, p *hetzner.Provider, id string) error {
+		{"empty timestamp", `"created":"20`, `"created":"","x":"20`, func(ctx context.Context, p provider.Provider, id string) error {
 			_, err := p.GetInstance(ctx, id)
 			return err
 		}},
