@@ -7,7 +7,7 @@ import (
 	"github.com/spuffgo/spuff/provider/driver"
 )
 
-// maxResponseBytes bounds what is read of one API answer: 16 MiB, far more
+// maxResponseBytes bounds what is read of one API answer: 32 MiB, far more
 // than the largest real answer (a page of 200 droplets, 50 servers or 1,000
 // EC2 instances is a few megabytes at most), so that a runaway answer fails
 // instead of taking unbounded memory. The SDKs read bodies whole.

@@ -18,10 +18,12 @@
 // Each method makes the SDK calls of one step, once: no retry (the portable
 // layer retries what is safe to repeat), no waiting (it waits), no
 // validation beyond the cloud's own rules (CheckRequest, CheckID). Errors
-// are *Error values of the right Kind (see Classify helpers: FromStatus,
-// Invalid, NotFound), wrapping the SDK's error, or the raw error of a
-// request that got no answer; the portable layer adds the provider, the
-// operation and the resource.
+// are *Error values of the right Kind (FromStatus, Invalid, NotFound,
+// Lost), wrapping the SDK's error, or the raw error of a request that got no
+// answer; the portable layer adds the provider, the operation and the
+// resource. An error found before any request was sent must be an *Error
+// of its kind (KindInvalidConfig, say): an error of no kind from a call
+// that changes something counts as "the change may have been made".
 //
 // Optional interfaces (Snapshotter) are detected by type assertion, like
 // database/sql/driver's; a Driver without one makes the portable layer

@@ -260,7 +260,7 @@ func IsNetwork(err error) bool {
 }
 
 // BodyTooLargeError is the error of reading an API answer past the bound
-// the portable layer's HTTP client sets (16 MiB): the answer is unusable,
+// the portable layer's HTTP client sets (32 MiB): the answer is unusable,
 // as good as lost (KindNetwork).
 type BodyTooLargeError struct {
 	// Limit is the number of bytes that could be read.
