@@ -400,3 +400,25 @@ func testSnapshotTimeout(t *testing.T, h Harness) {
 		})
 	}
 }
+
+// testWaitPollsBeforeDeadline: a wait whose schedule would first poll
+// after its deadline (a prior far from the truth, a short timeout) still
+// polls once just before the deadline, and sees the machine ready.
+func testWaitPollsBeforeDeadline(t *testing.T, h Harness) {
+	opts := suiteOptions()
+	opts.BootDelay = 200 * time.Millisecond
+	e := setup(t, h, opts, func(c *provider.Config) {
+		c.Timeouts.InstanceReady = 2 * time.Second
+		c.WaitPolicy = provider.AdaptiveWait(time.Hour, time.Minute, time.Hour) // first poll at 48 minutes
+	})
+	inst := e.create(h.Request(e.name("deadline")))
+	got, err := e.p.WaitReady(e.ctx, inst.ID)
+	if err != nil {
+		t.Fatalf("WaitReady whose schedule polls after its deadline: %v, want the final poll to see the machine ready", err)
+	}
+	if !got.Ready() {
+		t.Errorf("WaitReady returned a machine that is not ready: %+v", got)
+	}
+	e.destroy(inst.ID)
+	e.noLeaks()
+}

@@ -70,6 +70,7 @@ func Run(t *testing.T, h Harness) {
 		{"DestroyedDuringWait", testDestroyedDuringWait},
 		{"CancelIsPrompt", testCancelPrompt},
 		{"SnapshotTimeoutAndCancelLeaveItFindable", testSnapshotTimeout},
+		{"WaitReadyPollsBeforeDeadline", testWaitPollsBeforeDeadline},
 		{"TTLBounds", testTTLBounds},
 		{"Reap", testReap},
 	}
