@@ -230,7 +230,8 @@ func TestRunInstancesChecks(t *testing.T) {
 		{"reserved tag", func(in *ec2.RunInstancesInput) {
 			in.TagSpecifications = []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{tagOf("aws:x", "y")}}}
 		}, "InvalidParameterValue", 400},
-		{"two instances", func(in *ec2.RunInstancesInput) { in.MaxCount = awssdk.Int32(2) }, "InvalidParameterValue", 400},
+		{"MinCount over MaxCount", func(in *ec2.RunInstancesInput) { in.MinCount = awssdk.Int32(3) }, "InvalidParameterCombination", 400},
+		{"MaxCount over 1000", func(in *ec2.RunInstancesInput) { in.MaxCount = awssdk.Int32(1001) }, "InvalidParameterValue", 400},
 	}
 	for _, tc := range cases {
 		in := base()
