@@ -321,6 +321,7 @@ func checkAll(t *testing.T, rec *recorder) map[string]int {
 // TestValidatorCanFail proves the validator flags the mistakes it is there
 // to catch, before any test relies on it passing.
 func TestValidatorCanFail(t *testing.T) {
+	t.Parallel()
 	good := `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet><item><instanceId>i-1</instanceId><launchTime>2025-01-02T03:04:05.000Z</launchTime><instanceState><code>16</code><name>running</name></instanceState></item></instancesSet></item></reservationSet></DescribeInstancesResponse>`
 	if err := validate(exchange{action: "DescribeInstances", status: 200, body: []byte(good)}); err != nil {
 		t.Fatalf("a well-formed answer is flagged: %v", err)
@@ -344,7 +345,9 @@ func TestValidatorCanFail(t *testing.T) {
 // TestAnswersDecodeWithTheSDK drives a realistic session, errors included,
 // with the real SDK and validates every answer.
 func TestAnswersDecodeWithTheSDK(t *testing.T) {
-	srv, rec := startRecorded(t, simcloud.Options{BootDelay: 20 * time.Millisecond, SnapshotDelay: 20 * time.Millisecond})
+	t.Parallel()
+	clk := newClock()
+	srv, rec := startRecorded(t, simcloud.Options{BootDelay: 20 * time.Millisecond, SnapshotDelay: 20 * time.Millisecond, Now: clk.Now})
 	c := sdk(t, srv, "us-east-1")
 	ctx := context.Background()
 
@@ -363,7 +366,8 @@ func TestAnswersDecodeWithTheSDK(t *testing.T) {
 		t.Fatalf("RunInstances: %v", err)
 	}
 	id := awssdk.ToString(run.Instances[0].InstanceId)
-	waitRunning(t, c, id)
+	clk.Advance(20 * time.Millisecond)
+	runningNow(t, c, id)
 	if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: awssdk.Int32(5)}); err != nil {
 		t.Fatal(err)
 	}
