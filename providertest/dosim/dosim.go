@@ -188,14 +188,10 @@ func Defaults(opts simcloud.Options) simcloud.Options {
 	if opts.RetryAfter == simcloud.RetryAfterAuto {
 		opts.RetryAfter = simcloud.RetryAfterWholeSeconds
 	}
-	for _, d := range []struct {
-		field *time.Duration
-		def   time.Duration
-	}{{&opts.BootDelay, realBoot}, {&opts.SnapshotDelay, realSnapshot}, {&opts.DestroyDelay, realDestroy}, {&opts.ListingDelay, realListing}} {
-		if *d.field == 0 {
-			*d.field = d.def
-		}
-	}
+	simcloud.SetDefault(&opts.BootDelay, realBoot)
+	simcloud.SetDefault(&opts.SnapshotDelay, realSnapshot)
+	simcloud.SetDefault(&opts.DestroyDelay, realDestroy)
+	simcloud.SetDefault(&opts.ListingDelay, realListing)
 	return opts
 }
 

@@ -245,6 +245,12 @@ func TestCapacityErrors(t *testing.T) {
 			if e.covered()["droplets_create 422"] == 0 {
 				t.Error("the 422 was not validated")
 			}
+			regions := must(e.client.Regions.List(e.ctx, nil))
+			for _, r := range regions {
+				if r.Slug == "nyc3" && r.Available == e.cloud.RegionDisabled("nyc3") {
+					t.Errorf("region nyc3 available %v, disabled %v", r.Available, e.cloud.RegionDisabled("nyc3"))
+				}
+			}
 		})
 	}
 }

@@ -217,7 +217,7 @@ func (h *Handler) region(slug string) wireRegion {
 		sizes = append(sizes, s)
 	}
 	slices.Sort(sizes)
-	return wireRegion{Name: name, Slug: slug, Available: true, Sizes: sizes,
+	return wireRegion{Name: name, Slug: slug, Available: !h.cloud.RegionDisabled(slug), Sizes: sizes,
 		Features: []string{"backups", "ipv6", "metadata", "install_agent", "storage", "image_transfer"}}
 }
 

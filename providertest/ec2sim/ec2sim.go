@@ -239,22 +239,15 @@ func Defaults(opts simcloud.Options) simcloud.Options {
 	if opts.RetryAfter == simcloud.RetryAfterAuto {
 		opts.RetryAfter = simcloud.RetryAfterNever
 	}
-	setDuration(&opts.BootDelay, realBoot)
-	setDuration(&opts.SnapshotDelay, realAMI)
-	setDuration(&opts.ConsistencyDelay, realConsistency)
-	setDuration(&opts.ListingDelay, realListing)
-	setDuration(&opts.DestroyDelay, realShuttingDown)
+	simcloud.SetDefault(&opts.BootDelay, realBoot)
+	simcloud.SetDefault(&opts.SnapshotDelay, realAMI)
+	simcloud.SetDefault(&opts.ConsistencyDelay, realConsistency)
+	simcloud.SetDefault(&opts.ListingDelay, realListing)
+	simcloud.SetDefault(&opts.DestroyDelay, realShuttingDown)
 	if opts.SnapshotFailRate == 0 {
 		opts.SnapshotFailRate = realAMIFailRate
 	}
 	return opts
-}
-
-// setDuration sets a zero duration to def (a negative one stays: off).
-func setDuration(d *time.Duration, def time.Duration) {
-	if *d == 0 {
-		*d = def
-	}
 }
 
 // NewCloud returns a cloud with the dialect's defaults and its AMI

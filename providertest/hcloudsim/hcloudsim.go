@@ -151,14 +151,9 @@ func Defaults(opts simcloud.Options) simcloud.Options {
 	if opts.LockActions == simcloud.Auto {
 		opts.LockActions = simcloud.On
 	}
-	for _, d := range []struct {
-		field *time.Duration
-		def   time.Duration
-	}{{&opts.BootDelay, realBoot}, {&opts.SnapshotDelay, realSnapshot}, {&opts.DestroyDelay, realDestroy}} {
-		if *d.field == 0 {
-			*d.field = d.def
-		}
-	}
+	simcloud.SetDefault(&opts.BootDelay, realBoot)
+	simcloud.SetDefault(&opts.SnapshotDelay, realSnapshot)
+	simcloud.SetDefault(&opts.DestroyDelay, realDestroy)
 	return opts
 }
 

@@ -420,6 +420,13 @@ func (c *Cloud) SetCapacity(region, size string, max int) {
 	}
 }
 
+// RegionDisabled reports whether a region refuses new machines.
+func (c *Cloud) RegionDisabled(region string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.disabled[region]
+}
+
 // DisableRegion makes a region refuse new machines (CodeRegionDisabled),
 // or take them again.
 func (c *Cloud) DisableRegion(region string, disabled bool) {

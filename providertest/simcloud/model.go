@@ -499,7 +499,7 @@ func New(opts Options) *Cloud {
 		opts.BootDelay = pickDuration(opts.BootDelay, g.boot)
 		opts.BootJitter = pickFraction(opts.BootJitter, g.bootJitter)
 		opts.LateIPFraction = pickFraction(opts.LateIPFraction, g.lateIP)
-		opts.LateIPDelay = pickDuration(opts.LateIPDelay, g.bootIPLate)
+		opts.LateIPDelay = pickDuration(opts.LateIPDelay, g.lateIPDelay)
 		opts.SnapshotDelay = pickDuration(opts.SnapshotDelay, g.snapshot)
 		opts.SnapshotJitter = pickFraction(opts.SnapshotJitter, g.snapJitter)
 		opts.DestroyDelay = pickDuration(opts.DestroyDelay, g.destroy)

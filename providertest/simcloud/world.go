@@ -104,6 +104,15 @@ func pickDuration(d, def time.Duration) time.Duration {
 	return d
 }
 
+// SetDefault sets *d to def when it is zero; a negative duration (off)
+// stays. The dialects' Defaults fill their cloud's realistic numbers with
+// it.
+func SetDefault(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
 // pickFraction resolves a fraction option like pickDuration.
 func pickFraction(f, def float64) float64 {
 	switch {
@@ -160,14 +169,14 @@ func (c *Cloud) Scale(d time.Duration) time.Duration {
 // the three (a bare simcloud.New); each dialect's Defaults fills in its own
 // cloud's numbers before New sees them.
 var realisticGeneric = struct {
-	boot, bootIPLate, snapshot, destroy time.Duration
-	bootJitter, lateIP, snapJitter      float64
+	boot, lateIPDelay, snapshot, destroy time.Duration
+	bootJitter, lateIP, snapJitter       float64
 }{
-	boot:       30 * time.Second,
-	bootJitter: 0.3,
-	lateIP:     0.05,
-	bootIPLate: 10 * time.Second,
-	snapshot:   2 * time.Minute,
-	snapJitter: 0.5,
-	destroy:    10 * time.Second,
+	boot:        30 * time.Second,
+	bootJitter:  0.3,
+	lateIP:      0.05,
+	lateIPDelay: 10 * time.Second,
+	snapshot:    2 * time.Minute,
+	snapJitter:  0.5,
+	destroy:     10 * time.Second,
 }
