@@ -62,7 +62,12 @@ func missing(param string) *apiError {
 // injected faults) as EC2 does.
 type dialect struct{}
 
-func (dialect) WriteError(w http.ResponseWriter, _ *http.Request, err *simcloud.Error) {
+func (dialect) WriteError(w http.ResponseWriter, r *http.Request, err *simcloud.Error) {
+	if err.Code == simcloud.CodeCapacity || err.Code == simcloud.CodeRegionDisabled {
+		_, region := credential(r)
+		writeError(w, insufficientCapacity(r.Form.Get("InstanceType"), region+"a"))
+		return
+	}
 	writeError(w, modelError(err, "", ""))
 }
 
@@ -109,7 +114,7 @@ func modelError(err *simcloud.Error, resource, id string) *apiError {
 		}
 		return badRequest("IncorrectState", "%s", err.Message)
 	case simcloud.CodeCapacity, simcloud.CodeRegionDisabled:
-		return insufficientCapacity(err.Message)
+		return insufficientCapacity("", "")
 	case simcloud.CodeLocked:
 		return badRequest("IncorrectInstanceState", "%s", err.Message)
 	case simcloud.CodeChanged:
@@ -124,13 +129,22 @@ func modelError(err *simcloud.Error, resource, id string) *apiError {
 }
 
 // insufficientCapacity is EC2's answer when an Availability Zone has no
-// room for an instance type: InsufficientInstanceCapacity, HTTP 500 (which
-// the SDKs' retryers take for a transient server error).
-func insufficientCapacity(detail string) *apiError {
+// room for an instance type (size, or "" when unknown):
+// InsufficientInstanceCapacity, HTTP 500 (which the SDKs' retryers take for
+// a transient server error), worded as EC2 words it.
+func insufficientCapacity(size, az string) *apiError {
+	what := "capacity"
+	if size != "" {
+		what = size + " capacity"
+	}
+	zone := "the Availability Zone you requested"
+	if az != "" {
+		zone += " (" + az + ")"
+	}
 	return &apiError{http.StatusInternalServerError, "InsufficientInstanceCapacity",
-		"We currently do not have sufficient capacity in the Availability Zone you requested (" + detail + "). " +
-			"Our system will be working on provisioning additional capacity. You can currently get capacity by not " +
-			"specifying an Availability Zone in your request or choosing a different instance type."}
+		"We currently do not have sufficient " + what + " in " + zone + ". " +
+			"Our system will be working on provisioning additional capacity. You can currently get " + what +
+			" by not specifying an Availability Zone in your request or choosing a different Availability Zone."}
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
@@ -887,7 +901,7 @@ func (c *call) runInstances() *apiError {
 			case me.Code == simcloud.CodeInvalid && me.Field == "image":
 				return invalidValue("%s", me.Message) // architecture mismatch
 			case me.Code == simcloud.CodeCapacity || me.Code == simcloud.CodeRegionDisabled:
-				return insufficientCapacity(size + " in " + c.region + "a")
+				return insufficientCapacity(size, c.region+"a")
 			}
 			return modelError(me, "instance", "")
 		}

@@ -395,9 +395,10 @@ func writeError(w http.ResponseWriter, e *simcloud.Error) {
 	case simcloud.CodeIdempotency, simcloud.CodeIncorrect, simcloud.CodeDependency, simcloud.CodeChanged:
 		status, code = http.StatusConflict, "conflict"
 	case simcloud.CodeLocked:
-		// "The item you are trying to access is locked (there is already an
-		// Action running)".
-		status, code = http.StatusLocked, "locked"
+		// A server with a running action, in Hetzner's words (as reported by
+		// terraform-provider-hcloud issue 492, jenkinsci/hetzner-cloud-plugin
+		// pull 92).
+		status, code, msg = http.StatusLocked, "locked", "cannot perform operation because server is locked"
 	case simcloud.CodeCapacity:
 		// What Hetzner answers when a location has no room for the type.
 		status, code, msg = http.StatusPreconditionFailed, "resource_unavailable", "error during placement"

@@ -105,10 +105,10 @@ type Options struct {
 	// IPFraction is the fraction of the boot after which the public IP is
 	// assigned; default 0.7 (the IP shows up shortly before "running").
 	IPFraction float64
-	// LateIPFraction is the share of machines that run for a while without
-	// a public IP (EC2 and DigitalOcean report a running machine before its
-	// address); default 0, 0.05 in the realistic world (an estimate).
-	// Negative is off.
+	// LateIPFraction is the share of machines that are reported running
+	// for a while before their public IP shows (the clouds assign the
+	// address asynchronously; none publishes how often it lags); default 0,
+	// 0.05 in the realistic world, an estimate. Negative is off.
 	LateIPFraction float64
 	// LateIPDelay is how long after running such a machine gets its IP;
 	// default 10 s in the realistic world (an estimate). Negative is off.
@@ -443,6 +443,7 @@ type Error struct {
 	ExistingID int64
 }
 
+// Error writes the code and the message.
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
 func errf(code Code, format string, args ...any) *Error {
