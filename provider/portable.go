@@ -79,6 +79,7 @@ func OpenDriver(ctx context.Context, name string, o driver.Opener, cfg Config) (
 	m.unsure.life = unknownHorizon(t)
 	m.jobs.life = max(t.ActionComplete, unknownHorizon(t))
 	m.gone.life = destroyWindow
+	m.named.life = consistencyWindow
 	return m, nil
 }
 
@@ -127,6 +128,7 @@ type machines struct {
 	boots   *BootTimes
 	born    recent // instance IDs this Provider made, when, and their boot kind
 	gone    recent // instance IDs this Provider destroyed lately
+	named   recent // names of the machines this Provider made lately -> the ID
 	jobs    recent // snapshot key/job of the snapshot jobs this Provider started
 	unsure  unsure // request keys whose create's outcome was unknown
 	creates flight // CreateInstance calls in progress, by request key

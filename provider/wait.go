@@ -127,8 +127,8 @@ type adaptive struct {
 	first, end, gap time.Duration
 	elapsed         time.Duration // since the change began, as scheduled
 	lateGap         time.Duration // last gap past the window
-	n                        int
-	late                     bool // past the window
+	n               int
+	late            bool // past the window
 
 	// budget, if set, returns how many polls the wait may make over the
 	// next d (see waiter).

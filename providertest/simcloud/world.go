@@ -33,7 +33,7 @@ const (
 // DefaultWorld is the world of an Options whose World is WorldDefault (the
 // zero value). It is the one switch that makes every simulated cloud
 // realistic by default: change it to WorldRealistic once the drivers cope.
-const DefaultWorld = WorldSimple
+const DefaultWorld = WorldRealistic
 
 // String names the world.
 func (w World) String() string {
