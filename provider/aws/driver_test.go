@@ -3,6 +3,7 @@ package aws_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go"
 
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/provider/aws"
@@ -26,7 +28,7 @@ func fastOptions() simcloud.Options {
 	return simcloud.Options{BootDelay: 20 * time.Millisecond, SnapshotDelay: 20 * time.Millisecond}
 }
 
-func setup(t *testing.T, opts simcloud.Options, hopts ...ec2sim.HandlerOption) (*simcloud.Server, *aws.Provider) {
+func setup(t *testing.T, opts simcloud.Options, hopts ...ec2sim.HandlerOption) (*simcloud.Server, provider.Provider) {
 	t.Helper()
 	srv := ec2sim.StartWith(t, opts, hopts...)
 	p, err := aws.Open(context.Background(), fastConfig(srv))
@@ -146,8 +148,8 @@ func TestImageQuery(t *testing.T) {
 }
 
 // TestLostCreateResponseMakesOneInstance loses RunInstances' answer after
-// the instance is made: the driver's retry with the same ClientToken, and
-// then the caller's repeated request, get that instance back.
+// the instance is made: the retry with the same ClientToken gets that
+// instance back, and the caller's repeated request finds it by name.
 func TestLostCreateResponseMakesOneInstance(t *testing.T) {
 	srv, p := setup(t, fastOptions())
 	ctx := context.Background()
@@ -168,8 +170,8 @@ func TestLostCreateResponseMakesOneInstance(t *testing.T) {
 	if st.Created != 1 || st.LiveInstances != 1 || again.ID != inst.ID {
 		t.Errorf("%d instances created, %d live, IDs %s and %s; want exactly one", st.Created, st.LiveInstances, inst.ID, again.ID)
 	}
-	if n := st.Calls[simcloud.OpCreateInstance]; n != 3 {
-		t.Errorf("%d RunInstances calls, want 3 (lost, retried, the caller's)", n)
+	if n := st.Calls[simcloud.OpCreateInstance]; n != 2 {
+		t.Errorf("%d RunInstances calls, want 2 (lost, retried with the same token; the caller's repeat finds it by name)", n)
 	}
 	m := model(t, srv, inst.ID)
 	if tok := m.ClientToken; len(tok) == 0 || len(tok) > 64 {
@@ -178,8 +180,9 @@ func TestLostCreateResponseMakesOneInstance(t *testing.T) {
 	t.Logf("lost create answer: %d RunInstances calls, %d instance, token %s", st.Calls[simcloud.OpCreateInstance], st.Created, m.ClientToken)
 }
 
-// TestCreateAfterDestroyMakesANewInstance: EC2 returns a terminated
-// instance for a reused ClientToken; the driver chains a new token.
+// TestCreateAfterDestroyMakesANewInstance: a create of a request whose
+// earlier machine was destroyed launches a new one (a new call, a new
+// token), and the next create finds that one.
 func TestCreateAfterDestroyMakesANewInstance(t *testing.T) {
 	srv, p := setup(t, fastOptions())
 	ctx := context.Background()
@@ -208,8 +211,7 @@ func TestCreateAfterDestroyMakesANewInstance(t *testing.T) {
 }
 
 // TestNewerAMIAfterALostAnswer: the AMI a spec resolves to changed between
-// two attempts with the same token (IdempotentParameterMismatch); the
-// instance the first made is adopted.
+// two creates of the same request; the instance the first made is adopted.
 func TestNewerAMIAfterALostAnswer(t *testing.T) {
 	srv, p := setup(t, fastOptions())
 	ctx := context.Background()
@@ -469,14 +471,19 @@ func TestSDKRetriesAreOff(t *testing.T) {
 
 	client := ec2.New(ec2.Options{Region: testRegion, BaseEndpoint: awssdk.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider(srv.Cloud.Token(), "x", "")})
-	pn := aws.New(client, cfg)
+	pn, err := aws.New(client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv.Cloud.ResetCalls()
 	_, err = pn.ListInstances(ctx)
 	if err == nil || srv.Cloud.Calls(simcloud.OpListInstances) != 1 {
 		t.Errorf("New(client with the standard retryer): %v after %d calls, want 1 call", err, srv.Cloud.Calls(simcloud.OpListInstances))
 	}
 	cfg.Retry.MaxAttempts = 3
-	pn = aws.New(client, cfg)
+	if pn, err = aws.New(client, cfg); err != nil {
+		t.Fatal(err)
+	}
 	srv.Cloud.ResetCalls()
 	if _, err := pn.ListInstances(ctx); err != nil || srv.Cloud.Calls(simcloud.OpListInstances) != 2 {
 		t.Errorf("with our retries: %v after %d calls, want success after 2", err, srv.Cloud.Calls(simcloud.OpListInstances))
@@ -484,6 +491,9 @@ func TestSDKRetriesAreOff(t *testing.T) {
 	var got *ec2.Client
 	if !pn.As(&got) || got != client {
 		t.Error("As(**ec2.Client) does not give the client")
+	}
+	if _, err := aws.New(nil, cfg); !errors.Is(err, provider.ErrInvalidConfig) {
+		t.Errorf("New(nil): %v, want ErrInvalidConfig", err)
 	}
 }
 
@@ -495,6 +505,10 @@ func TestErrorClassification(t *testing.T) {
 	var perr *provider.Error
 	if !errors.As(err, &perr) || perr.Kind != provider.KindRateLimit || perr.Code != "RequestLimitExceeded" || perr.Status != 503 {
 		t.Errorf("throttling: %v, want rate limit with code RequestLimitExceeded and HTTP 503", err)
+	}
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "RequestLimitExceeded" {
+		t.Errorf("the SDK's error is not reachable with errors.As: %v", err)
 	}
 	srv.Cloud.ClearFaults()
 	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultUnavailable, Count: 100})
@@ -577,11 +591,18 @@ func TestDefaultCredentialChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.ListInstances(context.Background()); err != nil {
+	srv.Cloud.AddInstances(1, func(int) simcloud.InstanceSpec {
+		return simcloud.InstanceSpec{Name: "in-eu", Region: "eu-west-1", Size: "t3.micro", Labels: map[string]string{"managed-by": "spuff"}}
+	})
+	list, err := p.ListInstances(context.Background())
+	if err != nil {
 		t.Fatalf("ListInstances with credentials from the environment: %v", err)
 	}
-	if s := p.String(); !strings.Contains(s, "eu-west-1") || strings.Contains(s, srv.Cloud.Token()) {
-		t.Errorf("String() = %s", s)
+	if len(list) != 1 || list[0].Region != "eu-west-1" {
+		t.Errorf("ListInstances = %d instances, want the one in eu-west-1, AWS_REGION", len(list))
+	}
+	if s := fmt.Sprint(p); strings.Contains(s, srv.Cloud.Token()) || strings.Contains(s, "from-the-environment") {
+		t.Errorf("the Provider formats with a credential: %s", s)
 	}
 	cfg.AccessKeyID = "AKIDONLY"
 	if _, err := aws.Open(context.Background(), cfg); !errors.Is(err, provider.ErrAuthentication) {
