@@ -210,28 +210,123 @@ func TestCreateAfterDestroyMakesANewInstance(t *testing.T) {
 	}
 }
 
-// TestNewerAMIAfterALostAnswer: the AMI a spec resolves to changed between
-// two creates of the same request; the instance the first made is adopted.
-func TestNewerAMIAfterALostAnswer(t *testing.T) {
+// publishNewerUbuntu adds an Ubuntu 24.04 x86_64 AMI newer than any in
+// the catalogue, as Canonical republishes under the same name pattern, and
+// returns its model ID.
+func publishNewerUbuntu(srv *simcloud.Server, date string) int64 {
+	return srv.Cloud.AddImage(simcloud.Image{Kind: simcloud.ImageDistribution,
+		Name:         "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-" + date,
+		Distribution: "Ubuntu", Version: "24.04", Arch: "x86_64", Owner: ec2sim.CanonicalOwner, MinDiskGB: 8,
+		CreatedAt: srv.Cloud.Now().Add(-time.Minute)})
+}
+
+// TestRepublishedAMI: Canonical publishes a newer AMI between two creates
+// of the same request (the first destroyed). Neither the Provider that
+// resolved the old AMI nor a new one fails (the old driver derived its
+// ClientToken from the request and got IdempotentParameterMismatch, then
+// failed every time); the new Provider boots the newer AMI; each create
+// is one RunInstances.
+func TestRepublishedAMI(t *testing.T) {
 	srv, p := setup(t, fastOptions())
 	ctx := context.Background()
-	req := request("newer")
+	req := request("republished")
 	first, err := p.CreateInstance(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Cloud.AddImage(simcloud.Image{Name: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20260101", Distribution: "Ubuntu",
-		Version: "24.04", Arch: "x86_64", Owner: ec2sim.CanonicalOwner, MinDiskGB: 8, CreatedAt: srv.Cloud.Now().Add(-time.Hour)})
+	old := model(t, srv, first.ID).ImageID
+	if err := p.DestroyInstance(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	newer := publishNewerUbuntu(srv, "20260101")
+	again, err := p.CreateInstance(ctx, req)
+	if err != nil {
+		t.Fatalf("the same request after a newer AMI, same Provider: %v", err)
+	}
+	if err := p.DestroyInstance(ctx, again.ID); err != nil {
+		t.Fatal(err)
+	}
 	p2, err := aws.Open(ctx, fastConfig(srv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := p2.CreateInstance(ctx, req)
+	third, err := p2.CreateInstance(ctx, req)
 	if err != nil {
-		t.Fatalf("the same request after a newer AMI: %v", err)
+		t.Fatalf("the same request after a newer AMI, new Provider: %v", err)
 	}
-	if second.ID != first.ID || len(srv.Cloud.LiveInstances()) != 1 {
-		t.Errorf("got %s after %s with %d live instances; want the first adopted", second.ID, first.ID, len(srv.Cloud.LiveInstances()))
+	if got := model(t, srv, third.ID).ImageID; got != newer || got == old {
+		t.Errorf("the new Provider boots image %d, want the newer %d (the old was %d)", got, newer, old)
+	}
+	if n := srv.Cloud.Calls(simcloud.OpCreateInstance); n != 3 {
+		t.Errorf("%d RunInstances calls for three creates, want 3", n)
+	}
+	if n := len(srv.Cloud.LiveInstances()); n != 1 {
+		t.Errorf("%d live instances, want 1", n)
+	}
+}
+
+// TestRepublishedAMIAfterAnUnknownOutcome: a create's every attempt goes
+// unanswered (the first made the instance, which EC2 does not list yet), a
+// newer AMI is published, and the caller repeats the request: the repeat
+// sends the first call's token and AMI again and gets its instance, with
+// no IdempotentParameterMismatch and no second machine.
+func TestRepublishedAMIAfterAnUnknownOutcome(t *testing.T) {
+	opts := fastOptions()
+	opts.ConsistencyDelay = 2 * time.Second
+	srv, p := setup(t, opts)
+	ctx := context.Background()
+	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultLoseResponse})
+	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultDrop, Count: 100})
+	req := request("unknown-then-newer")
+	if _, err := p.CreateInstance(ctx, req); err == nil || !provider.IsRetryable(err) {
+		t.Fatalf("CreateInstance with every answer lost: %v, want a retryable error", err)
+	}
+	srv.Cloud.ClearFaults()
+	live := srv.Cloud.LiveInstances()
+	if len(live) != 1 {
+		t.Fatalf("%d live instances after the lost answers, want 1", len(live))
+	}
+	publishNewerUbuntu(srv, "20260201")
+	before := srv.Cloud.Calls(simcloud.OpCreateInstance)
+	inst, err := p.CreateInstance(ctx, req)
+	if err != nil {
+		t.Fatalf("the caller's repeat after a newer AMI: %v", err)
+	}
+	if n, _ := ec2sim.ModelID(inst.ID); n != live[0].ID || len(srv.Cloud.LiveInstances()) != 1 {
+		t.Errorf("the repeat returned %s with %d live instances; want the first one (%d)", inst.ID, len(srv.Cloud.LiveInstances()), live[0].ID)
+	}
+	if n := srv.Cloud.Calls(simcloud.OpCreateInstance) - before; n != 1 {
+		t.Errorf("the repeat made %d RunInstances calls, want 1 (the first call's token and AMI again)", n)
+	}
+}
+
+// TestCreateDestroyCyclesCostOneLaunchEach: 20 create/destroy cycles of
+// one request each launch a new instance with one RunInstances (the old
+// driver's cycle k cost k calls, and the 17th failed).
+func TestCreateDestroyCyclesCostOneLaunchEach(t *testing.T) {
+	srv, p := setup(t, fastOptions())
+	ctx := context.Background()
+	req := request("cycles")
+	seen := map[string]bool{}
+	for i := range 20 {
+		before := srv.Cloud.Calls(simcloud.OpCreateInstance)
+		inst, err := p.CreateInstance(ctx, req)
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i+1, err)
+		}
+		if n := srv.Cloud.Calls(simcloud.OpCreateInstance) - before; n != 1 {
+			t.Errorf("cycle %d cost %d RunInstances calls, want 1", i+1, n)
+		}
+		if seen[inst.ID] {
+			t.Fatalf("cycle %d returned %s again, a destroyed instance", i+1, inst.ID)
+		}
+		seen[inst.ID] = true
+		if err := p.DestroyInstance(ctx, inst.ID); err != nil {
+			t.Fatalf("cycle %d: %v", i+1, err)
+		}
+	}
+	if n := len(srv.Cloud.LiveInstances()); n != 0 {
+		t.Errorf("%d live instances after 20 cycles", n)
 	}
 }
 
