@@ -705,6 +705,32 @@ func TestDefaultCredentialChain(t *testing.T) {
 	}
 }
 
+// TestMissingCredentials: with no credentials anywhere, the first call
+// fails with an authentication error naming the environment variables.
+func TestMissingCredentials(t *testing.T) {
+	srv := ec2sim.Start(t, fastOptions())
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	cfg := fastConfig(srv)
+	cfg.AccessKeyID, cfg.SecretAccessKey = "", ""
+	p, err := aws.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.ListInstances(context.Background())
+	if !errors.Is(err, provider.ErrAuthentication) || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") || provider.IsRetryable(err) {
+		t.Errorf("ListInstances without credentials: %v, want a final authentication error naming AWS_ACCESS_KEY_ID", err)
+	}
+	if n := srv.Cloud.TotalCalls(); n != 0 {
+		t.Errorf("%d calls reached the cloud without credentials", n)
+	}
+}
+
 // TestLargeAnswersWithoutRetries reads large answers with no retry
 // allowed: a read of the answer must never fail because net/http closed
 // the connection after a spurious write error on the request body.
