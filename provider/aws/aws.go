@@ -220,10 +220,10 @@ type drv struct {
 	// order first seen (only appended to, so that page tokens naming a
 	// region stay valid).
 	covered []string
-	placed  map[string]placement // instance or AMI ID -> the region it was made in
-	images  map[imageKey]cachedImage
+	placed  map[string]placement       // instance or AMI ID -> the region it was made in
+	images  map[imageKey]resolvedImage // the last lookup's AMI, per region, image and architecture
 	// fetchMu makes one image lookup at a time: creates made at once
-	// wait for it rather than each repeating it.
+	// wait for it and share its AMI rather than each repeating it.
 	fetchMu sync.Mutex
 }
 
@@ -244,7 +244,7 @@ func newDriver(client *ec2.Client, hc ec2.HTTPClient, region string, s *driver.S
 		base: client, hc: hc, region: region, account: account, log: s.Logger,
 		clients: map[string]*ec2.Client{},
 		placed:  map[string]placement{},
-		images:  map[imageKey]cachedImage{},
+		images:  map[imageKey]resolvedImage{},
 	}
 	for _, o := range opts {
 		o(&d.opts)

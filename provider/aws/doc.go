@@ -39,7 +39,9 @@
 // a later call of the same request (after a destroy, or once Canonical has
 // published a newer AMI) is a new launch, never an IdempotentParameterMismatch.
 // Tags — Name, the ownership label, the request's key and labels — are
-// set on the instance and its volumes at launch. User data is sent
+// set on the instance and its volumes at launch; a machine with a TTL is
+// launched with the shutdown behaviour "terminate", so that a shutdown
+// from inside ends it and its billing. User data is sent
 // base64-encoded; EC2 takes at most 16 KB of it before encoding. A request
 // names at most one SSH key, the one key pair EC2 installs: a key pair
 // name, a key pair ID ("key-…") or a fingerprint as EC2 reports it
@@ -60,7 +62,8 @@
 // architecture (arm64 for Graviton families such as t4g, m7g, c7gn, x2gd,
 // otherwise x86_64; see Architecture): DescribeImages by owner — Canonical
 // 099720109477, Debian 136693071363 — and name pattern (see ImageQuery),
-// with Debian's backports images left out, cached per region for an hour.
+// with Debian's backports images left out. Creates made at once share one
+// lookup; a later create looks again, so it boots an AMI published since.
 // CustomImage and SnapshotImage take an AMI ID.
 //
 // # Snapshots

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,8 +81,8 @@ func TestArchitecture(t *testing.T) {
 
 // TestAMIResolutionByArchitecture checks that Ubuntu and Debian specs boot
 // the newest official AMI of the instance type's architecture, never a
-// decoy (backports, minimal, Pro, pending, another owner's), and that the
-// lookup is cached per region.
+// decoy (backports, minimal, Pro, pending, another owner's), and that
+// creates made at once share one lookup (per region).
 func TestAMIResolutionByArchitecture(t *testing.T) {
 	srv, p := setup(t, fastOptions())
 	ctx := context.Background()
@@ -115,21 +116,37 @@ func TestAMIResolutionByArchitecture(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The first lookup is slow: the creates begun meanwhile wait for it
+	// and take its AMI.
+	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpListImages, Kind: simcloud.FaultSlow, Delay: time.Second})
 	before := srv.Cloud.Calls(simcloud.OpListImages)
-	req := request("cached")
-	if _, err := p.CreateInstance(ctx, req); err != nil {
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			if _, err := p.CreateInstance(ctx, request(fmt.Sprintf("fleet-%d", i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := srv.Cloud.Calls(simcloud.OpListImages) - before; n < 1 || n > 2 {
+		t.Errorf("6 creates made at once made %d image lookups, want them to share one (a late one may look again)", n)
+	}
+	before = srv.Cloud.Calls(simcloud.OpListImages)
+	if _, err := p.CreateInstance(ctx, request("later")); err != nil {
 		t.Fatal(err)
 	}
-	if n := srv.Cloud.Calls(simcloud.OpListImages) - before; n != 0 {
-		t.Errorf("a resolved image was looked up again (%d DescribeImages)", n)
+	if n := srv.Cloud.Calls(simcloud.OpListImages) - before; n != 1 {
+		t.Errorf("a later create made %d image lookups, want 1 (its own: an AMI may have been published since)", n)
 	}
-	req = request("other-region")
+	before = srv.Cloud.Calls(simcloud.OpListImages)
+	req := request("other-region")
 	req.Region = "eu-west-1"
 	if _, err := p.CreateInstance(ctx, req); err != nil {
 		t.Fatal(err)
 	}
 	if n := srv.Cloud.Calls(simcloud.OpListImages) - before; n != 1 {
-		t.Errorf("another region made %d image lookups, want 1 (the cache is per region)", n)
+		t.Errorf("a create in another region made %d image lookups, want 1", n)
 	}
 }
 
@@ -224,8 +241,8 @@ func publishNewerUbuntu(srv *simcloud.Server, date string) int64 {
 // of the same request (the first destroyed). Neither the Provider that
 // resolved the old AMI nor a new one fails (the old driver derived its
 // ClientToken from the request and got IdempotentParameterMismatch, then
-// failed every time); the new Provider boots the newer AMI; each create
-// is one RunInstances.
+// failed every time); both boot the newer AMI; each create is one
+// RunInstances.
 func TestRepublishedAMI(t *testing.T) {
 	srv, p := setup(t, fastOptions())
 	ctx := context.Background()
@@ -242,6 +259,9 @@ func TestRepublishedAMI(t *testing.T) {
 	again, err := p.CreateInstance(ctx, req)
 	if err != nil {
 		t.Fatalf("the same request after a newer AMI, same Provider: %v", err)
+	}
+	if got := model(t, srv, again.ID).ImageID; got != newer {
+		t.Errorf("the same Provider boots image %d after a newer AMI, want the newer %d (the old was %d)", got, newer, old)
 	}
 	if err := p.DestroyInstance(ctx, again.ID); err != nil {
 		t.Fatal(err)

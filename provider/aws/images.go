@@ -23,12 +23,6 @@ const (
 	DebianOwner = "136693071363"
 )
 
-// imageTTL is how long a resolved AMI is reused before it is looked up
-// again (official images are republished every few weeks). Each create
-// call resolves its AMI once (Prepare) and sends it on every attempt, so
-// an AMI published between two calls never makes one fail.
-const imageTTL = time.Hour
-
 // gravitonRe matches the families of Graviton (arm64) instance types: a
 // letter run, a generation digit, then "g" (t4g, m6gd, c7gn, im4gn,
 // is4gen, x2gd, g5g, hpc7g...).
@@ -76,16 +70,21 @@ type imageKey struct {
 	region, kind, version, arch string
 }
 
-type cachedImage struct {
+type resolvedImage struct {
 	id, root string
-	at       time.Time
+	done     time.Time // when the lookup that found it ended
 }
 
 // resolveImage returns the AMI to launch img from on an instance of the
 // given type in region, and its root device name when known. Ubuntu and
 // Debian versions resolve to the newest available official AMI of the
-// instance type's architecture, cached per region for an hour; custom
-// images and snapshots are AMI IDs already.
+// instance type's architecture, as EC2 lists it when the create call
+// begins: a lookup is shared by the creates made at once (those that begin
+// before it ends), never reused by a later one, so that an AMI Canonical
+// publishes between two creates is the one the second boots. (Each create
+// call resolves its AMI once, in Prepare, and sends it on every attempt:
+// a newer AMI never makes a call's retry differ from its first attempt.)
+// Custom images and snapshots are AMI IDs already.
 func (d *drv) resolveImage(ctx context.Context, region, size string, img driver.Image) (ami, root string, err error) {
 	arch := Architecture(size)
 	owner, pattern, ok := imageQuery(img.Kind, img.Value, arch)
@@ -93,12 +92,10 @@ func (d *drv) resolveImage(ctx context.Context, region, size string, img driver.
 		return img.Value, "", nil
 	}
 	key := imageKey{region: region, kind: img.Kind, version: img.Value, arch: arch}
-	if c, hit := d.cachedImage(key); hit {
-		return c.id, c.root, nil
-	}
+	begun := time.Now()
 	d.fetchMu.Lock()
 	defer d.fetchMu.Unlock()
-	if c, hit := d.cachedImage(key); hit { // a lookup just made may have it
+	if c, hit := d.resolvedSince(key, begun); hit { // a lookup that ended while this call waited
 		return c.id, c.root, nil
 	}
 	in := &ec2.DescribeImagesInput{
@@ -141,7 +138,7 @@ func (d *drv) resolveImage(ctx context.Context, region, size string, img driver.
 		return "", "", driver.Invalid("Image", fmt.Sprintf("no available official %s %s AMI for %s in %s (owner %s, name %s)",
 			img.Kind, img.Value, arch, region, owner, pattern))
 	}
-	c := cachedImage{id: awssdk.ToString(best.ImageId), root: awssdk.ToString(best.RootDeviceName), at: time.Now()}
+	c := resolvedImage{id: awssdk.ToString(best.ImageId), root: awssdk.ToString(best.RootDeviceName), done: time.Now()}
 	d.mu.Lock()
 	d.images[key] = c
 	d.mu.Unlock()
@@ -150,11 +147,13 @@ func (d *drv) resolveImage(ctx context.Context, region, size string, img driver.
 	return c.id, c.root, nil
 }
 
-func (d *drv) cachedImage(key imageKey) (cachedImage, bool) {
+// resolvedSince returns the AMI of key a lookup found that ended after
+// begun.
+func (d *drv) resolvedSince(key imageKey, begun time.Time) (resolvedImage, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c, ok := d.images[key]
-	return c, ok && time.Since(c.at) < imageTTL
+	return c, ok && c.done.After(begun)
 }
 
 // rootDevice returns the root device name of an AMI in region. A missing

@@ -132,7 +132,9 @@ func labelsOf(ts []types.Tag) (name string, labels map[string]string) {
 
 // Create launches one instance with RunInstances, in.Token as its
 // ClientToken (EC2 makes no second instance for a repeated token and
-// parameters), its tags set at launch on the instance and its volumes.
+// parameters), its tags set at launch on the instance and its volumes. A
+// machine with an expiry is launched with the shutdown behaviour
+// "terminate".
 func (d *drv) Create(ctx context.Context, in *driver.CreateInput) (*driver.Instance, error) {
 	r, p := in.Request, in.Plan.(*plan)
 	ts := tags(r.Name, in.Labels)
@@ -165,6 +167,11 @@ func (d *drv) Create(ctx context.Context, in *driver.CreateInput) (*driver.Insta
 		} else {
 			run.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: awssdk.String(pr)}
 		}
+	}
+	if !r.ExpiresAt.IsZero() {
+		// A machine that expires ends itself: a shutdown from inside
+		// terminates it, with no credential needed.
+		run.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorTerminate
 	}
 	if d.opts.volumeSize > 0 {
 		run.BlockDeviceMappings = []types.BlockDeviceMapping{{
