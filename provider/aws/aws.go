@@ -389,4 +389,5 @@ func (t doTransport) RoundTrip(req *http.Request) (*http.Response, error) { retu
 var (
 	_ driver.Driver      = (*drv)(nil)
 	_ driver.Snapshotter = (*drv)(nil)
+	_ driver.Orphaner    = (*drv)(nil)
 )

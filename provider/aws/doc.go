@@ -73,7 +73,9 @@
 // snapshot's key. AMI names are 3 to 128 letters, digits, spaces and
 // ( ) [ ] . / - ' @ _ (no ':'), unique per region. DeleteSnapshot
 // deregisters the AMI and deletes every EBS snapshot behind it, which would
-// otherwise stay billed (also those a half-finished earlier delete left).
+// otherwise stay billed (also those a half-finished earlier delete of it
+// left). provider.Reap finds and deletes the managed EBS snapshots whose AMI
+// is gone, whatever left them (the driver is a driver.Orphaner).
 //
 // # Rate limits and retries
 //

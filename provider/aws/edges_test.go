@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/provider/aws"
@@ -392,4 +394,76 @@ func TestAs(t *testing.T) {
 		t.Error("As(**http.Client) succeeded")
 	}
 	_ = srv
+}
+
+// TestReapRemovesOrphanedEBSSnapshots: the EBS snapshots a half-finished
+// delete left behind a managed AMI are found (driver.Orphaner) and deleted
+// by provider.Reap; a dry run only reports them; those of an AMI spuff did
+// not make, and those of a live AMI, stay.
+func TestReapRemovesOrphanedEBSSnapshots(t *testing.T) {
+	t.Parallel()
+	srv, p := setup(t, fastOptions())
+	ctx := context.Background()
+	inst, err := p.CreateInstance(ctx, request("orphans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.WaitReady(ctx, inst.ID); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := p.CreateSnapshot(ctx, inst.ID, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := p.CreateSnapshot(ctx, inst.ID, "half-deleted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone else's AMI of the same instance, deregistered with its EBS
+	// snapshot left.
+	var c *ec2.Client
+	p.As(&c)
+	out, err := c.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: &inst.ID, Name: awssdk.String("not-ours"),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSnapshot, Tags: []types.Tag{{Key: awssdk.String("env"), Value: awssdk.String("prod")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{left.ID, *out.ImageId} {
+		n, _ := ec2sim.ModelID(id)
+		if err := srv.Cloud.DeleteImage(n, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(srv.Cloud.LiveVolumeSnapshots()); n != 3 {
+		t.Fatalf("%d EBS snapshots before the reap, want 3", n)
+	}
+	dry, err := provider.Reap(ctx, p, provider.ReapOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dry.Destroyed) != 1 || dry.Destroyed[0].Resource != "volume-snapshot" || len(srv.Cloud.LiveVolumeSnapshots()) != 3 {
+		t.Fatalf("dry run: %+v with %d EBS snapshots left, want the one orphan reported and nothing deleted", dry.Destroyed, len(srv.Cloud.LiveVolumeSnapshots()))
+	}
+	rep, err := provider.Reap(ctx, p, provider.ReapOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Destroyed) != 1 || rep.Destroyed[0].ID != dry.Destroyed[0].ID {
+		t.Errorf("Reap destroyed %+v, want the orphan %s", rep.Destroyed, dry.Destroyed[0].ID)
+	}
+	live := srv.Cloud.LiveVolumeSnapshots()
+	if len(live) != 2 {
+		t.Fatalf("%d EBS snapshots after the reap, want 2 (the live AMI's, the foreign one)", len(live))
+	}
+	for _, v := range live {
+		if ec2sim.SnapshotID(v.ID) == rep.Destroyed[0].ID {
+			t.Errorf("the orphan %s is still there", rep.Destroyed[0].ID)
+		}
+	}
+	if err := p.DeleteSnapshot(ctx, kept.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.DestroyInstance(ctx, inst.ID); err != nil {
+		t.Fatal(err)
+	}
 }

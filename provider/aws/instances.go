@@ -260,13 +260,19 @@ func (d *drv) List(ctx context.Context, q driver.Query, page string) ([]*driver.
 	return list, nextPage(regions, region, awssdk.ToString(out.NextToken)), nil
 }
 
-// tagFilters returns the DescribeInstances and DescribeImages filters of
-// q: tag:KEY for each label, tag:Name for the name.
-func tagFilters(q driver.Query) []types.Filter {
+// labelFilters returns the filters tag:KEY=VALUE of labels, sorted.
+func labelFilters(labels map[string]string) []types.Filter {
 	var fs []types.Filter
-	for _, k := range slices.Sorted(maps.Keys(q.Labels)) {
-		fs = append(fs, types.Filter{Name: awssdk.String("tag:" + k), Values: []string{q.Labels[k]}})
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		fs = append(fs, types.Filter{Name: awssdk.String("tag:" + k), Values: []string{labels[k]}})
 	}
+	return fs
+}
+
+// tagFilters returns the DescribeInstances filters of q: tag:KEY for each
+// label, tag:Name for the name.
+func tagFilters(q driver.Query) []types.Filter {
+	fs := labelFilters(q.Labels)
 	if q.Name != "" {
 		fs = append(fs, types.Filter{Name: awssdk.String("tag:" + nameTag), Values: []string{q.Name}})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -127,10 +128,7 @@ func (d *drv) ListSnapshots(ctx context.Context, q driver.Query, page string) ([
 	if err != nil {
 		return nil, "", err
 	}
-	var filters []types.Filter
-	for _, k := range slices.Sorted(maps.Keys(q.Labels)) {
-		filters = append(filters, types.Filter{Name: awssdk.String("tag:" + k), Values: []string{q.Labels[k]}})
-	}
+	filters := labelFilters(q.Labels)
 	if q.Name != "" {
 		filters = append(filters, types.Filter{Name: awssdk.String("name"), Values: []string{q.Name}})
 	}
@@ -269,4 +267,80 @@ func (d *drv) deleteEBSSnapshots(ctx context.Context, region string, ids []strin
 		}
 	}
 	return nil
+}
+
+// amiInDescription finds the AMI an EBS snapshot CreateImage made names in
+// its description ("Created by CreateImage(i-…) for ami-…").
+var amiInDescription = regexp.MustCompile(`\bami-[0-9a-f]{8}(?:[0-9a-f]{9})?\b`)
+
+// Orphans lists, in every covered region, the account's EBS snapshots
+// carrying all of labels (CreateImage tagged them as it tagged their AMI)
+// whose AMI is gone: left by a delete whose DeleteSnapshot failed, or by an
+// endpoint that ignored DeleteAssociatedSnapshots. They are listed before
+// the AMIs, so that an AMI made meanwhile never makes its snapshots look
+// orphaned.
+func (d *drv) Orphans(ctx context.Context, labels map[string]string) ([]*driver.Snapshot, error) {
+	var out []*driver.Snapshot
+	for _, region := range d.regions() {
+		var snaps []types.Snapshot
+		pg := ec2.NewDescribeSnapshotsPaginator(d.client(region), &ec2.DescribeSnapshotsInput{
+			OwnerIds: []string{"self"}, Filters: labelFilters(labels), MaxResults: awssdk.Int32(listPageSize),
+		})
+		for pg.HasMorePages() {
+			page, err := pg.NextPage(ctx, d.callOpt)
+			if err != nil {
+				return nil, classify(err)
+			}
+			snaps = append(snaps, page.Snapshots...)
+		}
+		if len(snaps) == 0 {
+			continue
+		}
+		amis := map[string]bool{}
+		ipg := ec2.NewDescribeImagesPaginator(d.client(region), &ec2.DescribeImagesInput{
+			Owners: []string{"self"}, MaxResults: awssdk.Int32(listPageSize),
+		})
+		for ipg.HasMorePages() {
+			page, err := ipg.NextPage(ctx, d.callOpt)
+			if err != nil {
+				return nil, classify(err)
+			}
+			for _, m := range page.Images {
+				amis[awssdk.ToString(m.ImageId)] = true
+			}
+		}
+		for _, v := range snaps {
+			ami := amiInDescription.FindString(awssdk.ToString(v.Description))
+			if ami == "" || amis[ami] {
+				continue
+			}
+			id := awssdk.ToString(v.SnapshotId)
+			d.place(id, region)
+			o := &driver.Snapshot{ID: id, State: driver.SnapshotAvailable, SizeGB: float64(awssdk.ToInt32(v.VolumeSize))}
+			o.Name, o.Labels = labelsOf(v.Tags)
+			if v.StartTime != nil {
+				o.CreatedAt = *v.StartTime
+			}
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// DeleteOrphan deletes an EBS snapshot Orphans returned; a missing one is
+// KindNotFound, one still held by its AMI's deregistration a retryable
+// error.
+func (d *drv) DeleteOrphan(ctx context.Context, id string) error {
+	var last error
+	for _, region := range d.regionsFor(id) {
+		_, err := d.client(region).DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: awssdk.String(id)}, d.callOpt)
+		if err = classify(err); !isNotFound(err) {
+			return err
+		}
+		last = err
+	}
+	if last == nil {
+		return noRegion()
+	}
+	return last
 }
