@@ -417,11 +417,11 @@ func (m *machines) existing(ctx context.Context, name, key string) (*Instance, e
 	// A machine of this name this Provider made moments ago may not be
 	// listed yet (DigitalOcean's listings lag a create by seconds): it is
 	// read by its ID.
-	if id, ok := m.named.value(name); ok && !listed[id] {
-		in, err := retried(ctx, m.pol, op, func(ctx context.Context) (*driver.Instance, error) { return m.d.Get(ctx, id) })
+	if id, ok := m.named.value(name); ok && !listed[id] && !m.gone.has(id) {
+		in, err := m.get(ctx, op, id, consistencyWindow)
 		switch {
 		case err == nil:
-			consider(m.view(in))
+			consider(in)
 		case KindOf(err) != KindNotFound:
 			return nil, err
 		}

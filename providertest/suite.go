@@ -489,7 +489,10 @@ func (h Harness) MissingIDOr(def string) string {
 func testListPages(t *testing.T, h Harness) {
 	opts := suiteOptions()
 	opts.RateLimits = []simcloud.RateLimit{} // seeding thousands of rows is not what is paced here
-	e := setup(t, h, opts, nil)
+	opts.Buckets = map[string]simcloud.RateLimit{}
+	// A page of 1,000 EC2 instances takes seconds to encode and decode
+	// under the race detector: give each request the time.
+	e := setup(t, h, opts, func(c *provider.Config) { c.Timeouts.HTTPRequest = 2 * time.Minute })
 	ps := h.ListPageSize
 	if ps <= 0 {
 		ps = 50

@@ -10,7 +10,6 @@ import (
 	"github.com/spuffgo/spuff/provider/aws"
 	"github.com/spuffgo/spuff/providertest"
 	"github.com/spuffgo/spuff/providertest/ec2sim"
-	"github.com/spuffgo/spuff/providertest/simcloud"
 )
 
 // badRequests are the invalid requests of this cloud's own rules, which
@@ -33,7 +32,7 @@ func badRequests() []providertest.BadRequest {
 // among them: the portable layer names the snapshot then.)
 func TestBadSnapshotNameMakesNoCall(t *testing.T) {
 	t.Parallel()
-	srv := ec2sim.Start(t, simcloud.Options{})
+	srv := ec2sim.Start(t, providertest.Options())
 	p, err := aws.Open(context.Background(), fastConfig(srv))
 	if err != nil {
 		t.Fatal(err)

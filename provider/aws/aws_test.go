@@ -49,12 +49,6 @@ func harness() providertest.Harness {
 		Republish: func(srv *simcloud.Server, req provider.InstanceRequest) int64 {
 			return republish(srv, req)
 		},
-		Skip: map[string]string{
-			// The check asks for a Retry-After; EC2 sends none (EC2
-			// developer guide, "Request throttling"), and the driver
-			// reads none. TestRequestLimitExceeded checks the rest.
-			"ErrorRateLimit": "EC2's RequestLimitExceeded carries no Retry-After",
-		},
 	}
 }
 
@@ -70,15 +64,10 @@ func TestConformance(t *testing.T) {
 func TestConformanceEventualConsistency(t *testing.T) {
 	h := harness()
 	h.Start = func(t testing.TB, opts simcloud.Options) *simcloud.Server {
-		opts.ConsistencyDelay = 40 * time.Millisecond
+		// Four times the realistic world's lag (cloud time).
+		opts.ConsistencyDelay, opts.ListingDelay = 8*time.Second, 20*time.Second
 		return ec2sim.Start(t, opts)
 	}
-	// The portable layer's look-up by name before a create does not see a
-	// machine it made moments ago that EC2 does not list yet: a create of
-	// the same name with other settings then makes a second machine
-	// instead of failing with ErrConflict. Its fix is in provider
-	// (create.go, existing), not in this driver; remove the skip with it.
-	h.Skip["SameNameOtherSettingsIsConflict"] = "provider: existing() does not see a machine made within the consistency window"
 	providertest.Run(t, h)
 }
 

@@ -3,13 +3,11 @@ package aws_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -107,14 +105,6 @@ func TestCapacityErrors(t *testing.T) {
 	}
 }
 
-// ec2Fingerprint is the fingerprint EC2 reports for an ed25519 key: the
-// base64 SHA-256 of its blob, with its "=" padding.
-func ec2Fingerprint(pub string) string {
-	f := strings.Fields(pub)
-	blob, _ := base64.StdEncoding.DecodeString(f[1])
-	sum := sha256.Sum256(blob)
-	return base64.StdEncoding.EncodeToString(sum[:])
-}
 
 // TestKeyReferences: a request names its key pair by name, by key pair
 // ID, or by a fingerprint as EC2 reports it — base64 SHA-256 for ed25519
@@ -123,32 +113,7 @@ func ec2Fingerprint(pub string) string {
 // key pair. The old driver took a base64 fingerprint for a key name.
 func TestKeyReferences(t *testing.T) {
 	t.Parallel()
-	srv := startWrapped(t, fastOptions(), func(c *simcloud.Cloud, next http.Handler) http.Handler {
-		// Today's simulator reports MD5 for every key; EC2 reports base64
-		// SHA-256 for ed25519 keys.
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if action(r) != "DescribeKeyPairs" {
-				next.ServeHTTP(w, r)
-				return
-			}
-			rec := httptest.NewRecorder()
-			next.ServeHTTP(rec, r)
-			body := rec.Body.String()
-			for _, k := range c.SSHKeys() {
-				if strings.HasPrefix(k.PublicKey, "ssh-ed25519 ") {
-					body = strings.ReplaceAll(body, ">"+k.Fingerprint+"<", ">"+ec2Fingerprint(k.PublicKey)+"<")
-				}
-			}
-			for h, v := range rec.Header() {
-				w.Header()[h] = v
-			}
-			w.Header().Del("Content-Length")
-			w.WriteHeader(rec.Code)
-			io.WriteString(w, body)
-		})
-	})
-	blob := append([]byte("\x00\x00\x00\x07ssh-rsa\x00\x00\x00\x03\x01\x00\x01\x00\x00\x00\x41"), bytes.Repeat([]byte{0xa5}, 65)...)
-	rsa := srv.Cloud.AddSSHKey("rsa-imported", "ssh-rsa "+base64.StdEncoding.EncodeToString(blob)+" imported") // reported with its MD5
+	srv := ec2sim.Start(t, fastOptions())
 	p, err := aws.Open(context.Background(), fastConfig(srv))
 	if err != nil {
 		t.Fatal(err)
@@ -158,37 +123,44 @@ func TestKeyReferences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ed *provider.SSHKey
-	for _, k := range keys {
-		if k.Name != rsa.Name {
-			ed = k
-			break
-		}
-	}
-	if ed == nil || !strings.HasPrefix(ed.ID, "key-") || !strings.HasSuffix(ed.Fingerprint, "=") {
-		t.Fatalf("ListSSHKeys = %+v, want key pair IDs and EC2's base64 SHA-256 fingerprints", keys)
-	}
 	model := map[string]int64{}
 	for _, k := range srv.Cloud.SSHKeys() {
 		model[k.Name] = k.ID
 	}
-	for i, ref := range []string{
-		ed.Name, ed.ID, ed.Fingerprint, strings.TrimRight(ed.Fingerprint, "="), "SHA256:" + strings.TrimRight(ed.Fingerprint, "="),
-		rsa.Fingerprint, strings.ToUpper(rsa.Fingerprint),
-	} {
-		want := model[ed.Name]
-		if i >= 5 {
-			want = rsa.ID
+	tried := map[string]bool{}
+	i := 0
+	for _, k := range keys {
+		if !strings.HasPrefix(k.ID, "key-") {
+			t.Errorf("key %q has ID %q, want EC2's key pair ID", k.Name, k.ID)
 		}
-		req := request(fmt.Sprintf("key-ref-%d", i))
-		req.SSHKeys = []string{ref}
-		inst, err := p.CreateInstance(ctx, req)
-		if err != nil {
-			t.Errorf("SSH key %q: %v", ref, err)
-			continue
+		refs := []string{k.Name, k.ID, k.Fingerprint}
+		switch {
+		case strings.HasSuffix(k.Fingerprint, "="): // base64 SHA-256 (ed25519)
+			tried["sha256"] = true
+			refs = append(refs, strings.TrimRight(k.Fingerprint, "="), "SHA256:"+strings.TrimRight(k.Fingerprint, "="))
+		case strings.Count(k.Fingerprint, ":") == 15: // colon-hex MD5 (imported RSA)
+			tried["md5"] = true
+			refs = append(refs, strings.ToUpper(k.Fingerprint))
+		case strings.Count(k.Fingerprint, ":") == 19: // colon-hex SHA-1 (EC2-made RSA)
+			tried["sha1"] = true
 		}
-		if m := model2(t, srv, inst.ID); len(m.SSHKeyIDs) != 1 || m.SSHKeyIDs[0] != want {
-			t.Errorf("SSH key %q: the instance has key pairs %v, want %d", ref, m.SSHKeyIDs, want)
+		for _, ref := range refs {
+			i++
+			req := request(fmt.Sprintf("key-ref-%d", i))
+			req.SSHKeys = []string{ref}
+			inst, err := p.CreateInstance(ctx, req)
+			if err != nil {
+				t.Errorf("SSH key %q: %v", ref, err)
+				continue
+			}
+			if m := model2(t, srv, inst.ID); len(m.SSHKeyIDs) != 1 || m.SSHKeyIDs[0] != model[k.Name] {
+				t.Errorf("SSH key %q: the instance has key pairs %v, want %d (%s)", ref, m.SSHKeyIDs, model[k.Name], k.Name)
+			}
+		}
+	}
+	for _, f := range []string{"sha256", "md5", "sha1"} {
+		if !tried[f] {
+			t.Errorf("the simulated account has no key whose fingerprint is %s: keys %+v", f, keys)
 		}
 	}
 	before := srv.Cloud.Calls(simcloud.OpCreateInstance)
@@ -250,7 +222,7 @@ func TestPerClassPacing(t *testing.T) {
 	rec := &arrivals{at: map[string][]time.Time{}}
 	// The simulated cloud admits everything: what is measured is the
 	// driver's own pacing.
-	srv := startWrapped(t, simcloud.Options{BootDelay: 20 * time.Millisecond, RateLimits: []simcloud.RateLimit{}}, rec.wrap)
+	srv := startWrapped(t, fastUnlimited(), rec.wrap)
 	p, err := aws.Open(context.Background(), fastConfig(srv))
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +247,7 @@ func TestPerClassPacing(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(10 * time.Millisecond):
+			case <-time.After(50 * time.Millisecond):
 			}
 			t0 := time.Now()
 			if _, err := p.ListInstances(ctx); err != nil {

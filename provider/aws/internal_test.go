@@ -93,7 +93,11 @@ func (c *classRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 // call of a session.
 func TestRequestClassOnTheWire(t *testing.T) {
 	t.Parallel()
-	srv := ec2sim.Start(t, simcloud.Options{BootDelay: 20 * time.Millisecond, SnapshotDelay: 20 * time.Millisecond})
+	srv := ec2sim.Start(t, func() simcloud.Options {
+		o := providertest.Options()
+		o.BootDelay, o.SnapshotDelay = 2*time.Second, 2*time.Second
+		return o
+	}())
 	rec := &classRecorder{seen: map[string]map[string]bool{}, next: http.DefaultTransport}
 	cfg := providertest.FastConfig(provider.Config{Endpoint: srv.URL, AccessKeyID: srv.Cloud.Token(), SecretAccessKey: "x",
 		Region: "us-east-1", HTTPClient: &http.Client{Transport: rec}})
