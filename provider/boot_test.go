@@ -23,15 +23,17 @@ func TestBootWaitLearns(t *testing.T) {
 		firstLo, firstHi time.Duration
 		gapLo, gapHi     time.Duration
 	}{
-		// No evidence: from 0.4 of the prior, which may be off by half.
-		{"none", nil, 15 * time.Second, 17 * time.Second, 2 * time.Second, 2.8 * 1e9},
-		// One boot of 20 s: ±20 % around it.
-		{"one", []time.Duration{20 * time.Second}, 15 * time.Second, 16 * time.Second, 1.8 * 1e9, 2.3 * 1e9},
-		// Many boots of 80 to 88 s: from just before the shortest, every
-		// 9 % of the median (capped by the largest gap).
-		{"many slow", spread(80*time.Second, 88*time.Second, 25), 75 * time.Second, 79 * time.Second, 4.5 * 1e9, 5.6 * 1e9},
+		// No evidence: from 0.4 of the prior, which may be off by half,
+		// gaps 9 % of the time waited (the floor holds here).
+		{"none", nil, 15 * time.Second, 17 * time.Second, 1.8 * 1e9, 2.3 * 1e9},
+		// One boot of 20 s: due from 16 s (0.8 of it), first poll 0.8 of
+		// a gap (the floor) after.
+		{"one", []time.Duration{20 * time.Second}, 17 * time.Second, 18200 * time.Millisecond, 1.8 * 1e9, 2.3 * 1e9},
+		// Many boots of 80 to 88 s: from just after the 5th percentile
+		// every 7 % of the median (capped by the largest gap).
+		{"many slow", spread(80*time.Second, 88*time.Second, 25), 83500 * time.Millisecond, 85 * time.Second, 4.5 * 1e9, 5.6 * 1e9},
 		// Many fast boots: the gap floor holds.
-		{"many fast", spread(6*time.Second, 10*time.Second, 25), 5 * time.Second, 6.2 * 1e9, 1.8 * 1e9, 2.3 * 1e9},
+		{"many fast", spread(6*time.Second, 10*time.Second, 25), 7400 * time.Millisecond, 8100 * time.Millisecond, 1.8 * 1e9, 2.3 * 1e9},
 	}
 	for _, tt := range tests {
 		first, gap := firstAndGap(bootWait(sorted(tt.samples), prior, floor, maxGap))
@@ -41,6 +43,46 @@ func TestBootWaitLearns(t *testing.T) {
 		if gap < tt.gapLo || gap > tt.gapHi {
 			t.Errorf("%s: gap %v, want within [%v, %v]", tt.name, gap, tt.gapLo, tt.gapHi)
 		}
+	}
+}
+
+// A wait replans as boot times come in: one that started from the prior
+// alone moves on to the window of the boots seen meanwhile, and one whose
+// window is behind it goes back to short gaps when later boots are seen.
+func TestLearningWaitReplans(t *testing.T) {
+	t.Parallel()
+	const prior, floor, maxGap = 40 * time.Second, 2 * time.Second, 5 * time.Second
+	var b BootTimes
+	const kind = "k"
+	sched := learningWait(&b, kind, prior, floor, maxGap)().(Resumer)
+	if first := sched.Resume(time.Nanosecond); first < 15*time.Second || first > 17*time.Second {
+		t.Fatalf("first poll from the prior at %v, want about 16s", first)
+	}
+	// Meanwhile machines of the kind were ready after about 60 s: the
+	// next poll jumps to that window, not 9 % of 16 s later.
+	for _, d := range spread(58*time.Second, 62*time.Second, 5) {
+		b.observe(kind, d)
+	}
+	if next := sched.NextBackOff(); next < 42*time.Second || next > 47*time.Second {
+		t.Errorf("after boots of 58-62 s were seen, next poll in %v, want the window from about 58 s", next)
+	}
+	// Well past that window, the gaps have grown; boots of 400 s seen now
+	// put the wait back inside a window, polled at its gap: 7 % of the
+	// new median.
+	late := learningWait(&b, kind, prior, floor, 8*maxGap)().(Resumer)
+	late.Resume(70 * time.Second)
+	var gap time.Duration
+	for range 12 {
+		gap = late.NextBackOff()
+	}
+	if gap < 11*time.Second || gap > 16*time.Second {
+		t.Fatalf("past the window the gap is %v, want grown to about 13s", gap)
+	}
+	for range 10 {
+		b.observe(kind, 400*time.Second)
+	}
+	if gap := late.NextBackOff(); gap < 25*time.Second || gap > 31*time.Second {
+		t.Errorf("with boots of 400 s seen, the gap at about 170 s is %v, want the window's (7 %% of the median, 28s)", gap)
 	}
 }
 

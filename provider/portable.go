@@ -570,11 +570,10 @@ func (m *machines) WaitReady(ctx context.Context, id string) (*Instance, error) 
 // known): from its kind's boot times seen, else the cloud's typical one.
 func (m *machines) bootSchedule(kind string) WaitPolicy {
 	t := m.pol.t
-	floor := t.PollInterval * 38 / 100
 	if kind == "" {
 		return DefaultWait(m.info.ExpectedBoot, t)
 	}
-	return bootWait(m.boots.samples(kind), m.info.ExpectedBoot, floor, t.PollInterval)
+	return learningWait(m.boots, kind, m.info.ExpectedBoot, t.PollInterval*bootFloor/100, t.PollInterval)
 }
 
 // bootSample estimates a machine's boot time from when it was made, the

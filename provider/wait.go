@@ -125,10 +125,14 @@ type adaptive struct {
 	// first is when the first poll comes, end when the window where the
 	// change is due ends, gap the gap between polls in it.
 	first, end, gap time.Duration
-	elapsed         time.Duration // since the change began, as scheduled
-	lateGap         time.Duration // last gap past the window
-	n               int
-	late            bool // past the window
+	// prop, if set, makes the gap in the window this fraction of the
+	// time elapsed (within [minGap, maxGap]) rather than gap; growth, if
+	// set, is the growth of the gaps past the window (adaptiveGrowth).
+	prop, growth float64
+	elapsed      time.Duration // since the change began, as scheduled
+	lateGap      time.Duration // last gap past the window
+	n            int
+	late         bool // past the window
 
 	// budget, if set, returns how many polls the wait may make over the
 	// next d (see waiter).
@@ -189,7 +193,11 @@ func (a *adaptive) next() time.Duration {
 		// likely just past the window), then longer and longer gaps.
 		a.late, a.lateGap = true, a.dueGap()
 	}
-	a.lateGap = min(time.Duration(float64(a.lateGap)*adaptiveGrowth), a.maxGap)
+	growth := a.growth
+	if growth <= 1 {
+		growth = adaptiveGrowth
+	}
+	a.lateGap = min(time.Duration(float64(a.lateGap)*growth), a.maxGap)
 	if a.budget != nil && a.budget(a.lateGap) < 1 {
 		a.lateGap = a.maxGap
 	}
@@ -222,6 +230,9 @@ func (a *adaptive) planFrom(t time.Duration) {
 
 // dueGap is the gap between polls while the change is due.
 func (a *adaptive) dueGap() time.Duration {
+	if a.prop > 0 {
+		return min(max(time.Duration(a.prop*float64(a.elapsed)), a.minGap), a.maxGap)
+	}
 	return a.gap
 }
 
