@@ -294,10 +294,13 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key, kind str
 	}
 
 	var made *driver.Instance
-	unknown := false // an attempt of this call may have made the machine
-	reused := false  // the token already named a machine since destroyed
+	var madeAt time.Time // when the attempt that made it reached the cloud
+	unknown := false     // an attempt of this call may have made the machine
+	reused := false      // the token already named a machine since destroyed
 	err := m.pol.loop(ctx, op, func(ctx context.Context) (bool, error) {
 		var out *driver.Instance
+		ctx, sent := withSentAt(ctx)
+		defer func() { madeAt = sent() }()
 		err := m.pol.once(ctx, op, func(ctx context.Context) error {
 			var err error
 			out, err = m.d.Create(ctx, in)
@@ -333,7 +336,7 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key, kind str
 	})
 	if made != nil {
 		m.unsure.remove(key)
-		m.born.addValue(made.ID, kind) // WaitReady schedules from now; a "not found" soon means "not visible yet"
+		m.born.addAt(made.ID, kind, madeAt) // WaitReady schedules from then; a "not found" soon means "not visible yet"
 		m.named.addValue(made.Name, made.ID)
 		m.pol.log.Debug("spuff: created", "provider", m.name, "id", made.ID, "name", made.Name)
 		return m.instance(made), nil

@@ -436,6 +436,9 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+	if at, ok := req.Context().Value(sentAtKey{}).(*atomic.Int64); ok {
+		at.Store(time.Now().UnixNano())
+	}
 	cancel := context.CancelFunc(func() {})
 	if t.timeout > 0 {
 		var ctx context.Context
@@ -459,6 +462,24 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 	return resp, err
+}
+
+// sentAtKey keys, in a request's context, the *atomic.Int64 that the paced
+// transport sets to the time the request leaves it (Unix nanoseconds): when
+// the cloud got a create, for the boot clock of its machine.
+type sentAtKey struct{}
+
+// withSentAt returns a context whose paced requests record when they
+// leave, and a function returning the time the last of them left (zero if
+// none did).
+func withSentAt(ctx context.Context) (context.Context, func() time.Time) {
+	at := new(atomic.Int64)
+	return context.WithValue(ctx, sentAtKey{}, at), func() time.Time {
+		if n := at.Load(); n != 0 {
+			return time.Unix(0, n)
+		}
+		return time.Time{}
+	}
 }
 
 // cancelBody ends a request's own deadline once its body is closed.

@@ -53,8 +53,14 @@ func (r *recent) value(key string) (string, bool) {
 }
 
 // addValue remembers key, with val, from now on.
-func (r *recent) addValue(key, val string) {
+func (r *recent) addValue(key, val string) { r.addAt(key, val, time.Time{}) }
+
+// addAt remembers key, with val, as added at at (now when zero or later).
+func (r *recent) addAt(key, val string, at time.Time) {
 	now := time.Now()
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.at == nil {
@@ -74,7 +80,7 @@ func (r *recent) addValue(key, val string) {
 			delete(r.at, k)
 		}
 	}
-	r.at[key] = entry{at: now, val: val}
+	r.at[key] = entry{at: at, val: val}
 }
 
 // age returns how long ago key was added, and whether that is within the
