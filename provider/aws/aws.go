@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -50,6 +51,7 @@ type options struct {
 	volumeSize      int32
 	regions         []string
 	noReboot        bool
+	expectedBoot    time.Duration
 }
 
 // WithSubnet launches instances in the given subnet ("subnet-…") instead of
@@ -77,6 +79,13 @@ func WithVolumeSize(gb int) Option { return func(o *options) { o.volumeSize = in
 // region, Config.Regions and the regions the Provider has launched in.
 func WithRegions(regions ...string) Option {
 	return func(o *options) { o.regions = append(o.regions, regions...) }
+}
+
+// WithExpectedBoot sets the typical boot time the default wait starts
+// from, before it has seen any (ExpectedBoot by default; d ≤ 0 keeps it).
+// It has no effect when Config.WaitPolicy is set.
+func WithExpectedBoot(d time.Duration) Option {
+	return func(o *options) { o.expectedBoot = max(d, 0) }
 }
 
 // WithNoReboot makes CreateSnapshot image a running instance without
@@ -264,7 +273,7 @@ func (d *drv) Info() driver.Info {
 	return driver.Info{
 		Name: Name, Account: d.account, RateLimits: RateLimits, RequestClass: requestClass,
 		NativeIdempotency: true,
-		ExpectedBoot:      ExpectedBoot, ExpectedSnapshot: ExpectedSnapshot,
+		ExpectedBoot:      cmp.Or(d.opts.expectedBoot, ExpectedBoot), ExpectedSnapshot: ExpectedSnapshot,
 		SSHKeys: true, UserData: true, MaxUserDataBytes: MaxUserDataBytes,
 	}
 }
