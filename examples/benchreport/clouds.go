@@ -29,26 +29,24 @@ import (
 type cloud struct {
 	// name is the driver's registered name; title the cloud's.
 	name, title string
-	// bootLo and bootHi bound a machine's real boot time (uniform).
-	bootLo, bootHi time.Duration
-	// expected is the driver's ExpectedBoot, which tunes its default wait.
+	// expected is the driver's ExpectedBoot: the prior its default wait
+	// starts from, and the centre of the boot times the report simulates
+	// (times 0.5, 1 and 2 in (a)).
 	expected time.Duration
-	// limits are the account's real API rate limits.
-	limits []simcloud.RateLimit
+	// limits are the account's real API rate limits as the driver paces
+	// them (real time).
+	limits []provider.RateLimit
 	// limitText describes them.
 	limitText string
-	// perMachine is the fewest API calls the driver makes for one
-	// create → wait → destroy, and beforeCreate how many of them come
-	// before the machine exists.
-	perMachine, beforeCreate int
 	// pageSize is the driver's ListInstances page size.
 	pageSize int
 	// newServer serves a simulated cloud of this dialect.
 	newServer func(opts simcloud.Options) *simcloud.Server
 	// config reaches srv with valid credentials.
 	config func(url, token string) provider.Config
-	// open builds the driver.
-	open func(ctx context.Context, cfg provider.Config) (provider.Provider, error)
+	// open builds the driver with the prior boot time its default wait
+	// starts from (the driver's ExpectedBoot, scaled).
+	open func(ctx context.Context, cfg provider.Config, expected time.Duration) (provider.Provider, error)
 	// request is a valid create request.
 	request func(name string) provider.InstanceRequest
 	// modelID maps a driver's instance ID to the model's.
@@ -60,30 +58,45 @@ type cloud struct {
 	bare func(url, token, id string, rt http.RoundTripper) (func(ctx context.Context) error, error)
 }
 
-func (c *cloud) boot() time.Duration { return (c.bootLo + c.bootHi) / 2 }
+// bootJitter spreads the simulated boot times by ±20 % around their
+// centre (uniform).
+const bootJitter = 0.2
 
-// jitter is the simulated cloud's BootJitter for [bootLo, bootHi].
-func (c *cloud) jitter() float64 {
-	return float64(c.bootHi-c.bootLo) / float64(c.bootHi+c.bootLo)
+// world returns the realistic world of c's dialect at time scale s, with
+// machines that boot in factor × the driver's prior (±bootJitter): every
+// documented delay (listing lag, destroy windows, late public IPs, EC2's
+// eventual consistency) and rate limit of the cloud, scaled.
+func (c *cloud) world(s scaling, factor float64, seed uint64) simcloud.Options {
+	o := simcloud.Realistic(s.factor)
+	o.Seed = seed
+	o.BootDelay = time.Duration(factor * float64(c.expected))
+	o.BootJitter = bootJitter
+	o.SnapshotFailRate = -1
+	return o
+}
+
+// unlimitedWorld is world without rate limits (EC2's buckets included).
+func (c *cloud) unlimitedWorld(s scaling, factor float64, seed uint64) simcloud.Options {
+	o := c.world(s, factor, seed)
+	o.RateLimits = unlimited
+	o.Buckets = map[string]simcloud.RateLimit{}
+	return o
 }
 
 // clouds are the three providers, in report order.
 var clouds = []*cloud{
 	{
 		name: digitalocean.Name, title: "DigitalOcean",
-		bootLo: 40 * time.Second, bootHi: 55 * time.Second,
 		expected:  digitalocean.ExpectedBoot,
-		limits:    dosim.RateLimits,
+		limits:    digitalocean.RateLimits,
 		limitText: "250/min and 5,000/h",
-		// A create looks the name up first (droplet names are not unique).
-		perMachine: 4, beforeCreate: 2,
 		pageSize:  digitalocean.PageSize,
 		newServer: func(opts simcloud.Options) *simcloud.Server { return dosim.NewServer(opts) },
 		config: func(url, token string) provider.Config {
 			return provider.Config{Endpoint: url, Token: provider.Secret(token)}
 		},
-		open: func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
-			return digitalocean.Open(ctx, cfg)
+		open: func(ctx context.Context, cfg provider.Config, expected time.Duration) (provider.Provider, error) {
+			return digitalocean.Open(ctx, cfg, digitalocean.WithExpectedBoot(expected))
 		},
 		request: func(name string) provider.InstanceRequest {
 			return provider.InstanceRequest{Name: name, Region: "nyc3", Size: "s-1vcpu-1gb", Image: provider.Ubuntu("24.04")}
@@ -108,18 +121,16 @@ var clouds = []*cloud{
 	},
 	{
 		name: hetzner.Name, title: "Hetzner",
-		bootLo: 10 * time.Second, bootHi: 20 * time.Second,
-		expected:   hetzner.ExpectedBoot,
-		limits:     []simcloud.RateLimit{hcloudsim.RateLimit},
-		limitText:  "3,600/h, 1/s refill",
-		perMachine: 3, beforeCreate: 1,
+		expected:  hetzner.ExpectedBoot,
+		limits:    hetzner.RateLimits,
+		limitText: "3,600/h, 1/s refill",
 		pageSize:  hetzner.PageSize,
 		newServer: func(opts simcloud.Options) *simcloud.Server { return hcloudsim.NewServer(opts) },
 		config: func(url, token string) provider.Config {
 			return provider.Config{Endpoint: url, Token: provider.Secret(token)}
 		},
-		open: func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
-			return hetzner.Open(ctx, cfg)
+		open: func(ctx context.Context, cfg provider.Config, expected time.Duration) (provider.Provider, error) {
+			return hetzner.Open(ctx, cfg, hetzner.WithExpectedBoot(expected))
 		},
 		request: func(name string) provider.InstanceRequest {
 			return provider.InstanceRequest{Name: name, Region: "fsn1", Size: "cx22", Image: provider.Ubuntu("24.04")}
@@ -143,18 +154,16 @@ var clouds = []*cloud{
 	},
 	{
 		name: aws.Name, title: "AWS EC2",
-		bootLo: 20 * time.Second, bootHi: 40 * time.Second,
-		expected:   aws.ExpectedBoot,
-		limits:     []simcloud.RateLimit{ec2sim.RateLimit},
-		limitText:  "bucket of 100, 20/s refill",
-		perMachine: 3, beforeCreate: 1,
+		expected:  aws.ExpectedBoot,
+		limits:    aws.RateLimits,
+		limitText: "per-action buckets: RunInstances 5 at 2/s and 1,000 instances at 2/s; TerminateInstances 100 at 5/s and 1,000 instances at 20/s; reads 100 at 20/s",
 		pageSize:  1000,
 		newServer: func(opts simcloud.Options) *simcloud.Server { return ec2sim.NewServer(opts) },
 		config: func(url, token string) provider.Config {
 			return provider.Config{Endpoint: url, AccessKeyID: token, SecretAccessKey: "simulated", Region: ec2sim.Regions[0]}
 		},
-		open: func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
-			return aws.Open(ctx, cfg)
+		open: func(ctx context.Context, cfg provider.Config, expected time.Duration) (provider.Provider, error) {
+			return aws.Open(ctx, cfg, aws.WithExpectedBoot(expected))
 		},
 		request: func(name string) provider.InstanceRequest {
 			return provider.InstanceRequest{Name: name, Region: ec2sim.Regions[0], Size: "t3.micro", Image: provider.Ubuntu("24.04")}
@@ -210,21 +219,13 @@ func (s scaling) d(d time.Duration) time.Duration { return time.Duration(float64
 // real converts a scaled duration back to real time.
 func (s scaling) real(d time.Duration) time.Duration { return time.Duration(float64(d) / s.factor) }
 
-// limits returns the scaled rate limits: the same bucket sizes, refilled
-// 1/factor times faster.
-func (s scaling) limits(ls []simcloud.RateLimit) []simcloud.RateLimit {
-	out := make([]simcloud.RateLimit, len(ls))
-	for i, l := range ls {
-		out[i] = simcloud.RateLimit{Requests: l.Requests, Per: s.d(l.Per)}
-	}
-	return out
-}
-
-// pacerLimits converts scaled limits for a provider.Pacer.
-func pacerLimits(ls []simcloud.RateLimit) []provider.RateLimit {
+// limits returns the driver's rate limits scaled: the same bucket sizes,
+// refilled 1/factor times faster, for the account's provider.Pacer.
+func (s scaling) limits(ls []provider.RateLimit) []provider.RateLimit {
 	out := make([]provider.RateLimit, len(ls))
 	for i, l := range ls {
-		out[i] = provider.RateLimit{Requests: l.Requests, Per: l.Per}
+		out[i] = l
+		out[i].Per = s.d(l.Per)
 	}
 	return out
 }
@@ -235,7 +236,7 @@ func (s scaling) timeouts() provider.ProviderTimeouts {
 	return provider.ProviderTimeouts{
 		InstanceReady: s.d(t.InstanceReady), ActionComplete: s.d(t.ActionComplete),
 		PollInterval: s.d(t.PollInterval), HTTPRequest: s.d(t.HTTPRequest),
-		SSHConnect: s.d(t.SSHConnect), CloudInit: s.d(t.CloudInit),
+		SSHConnect: s.d(t.SSHConnect), CloudInit: s.d(t.CloudInit), Lookup: s.d(t.Lookup),
 	}
 }
 

@@ -54,7 +54,7 @@ func TestReportQuick(t *testing.T) {
 		"## (a) Noticing readiness", "## (b) Fleets under the rate limit", "## (c) Listing many instances",
 		"## (d) Cost of one GetInstance", "## Pacer sharing",
 		"DigitalOcean", "Hetzner", "AWS EC2",
-		"spuff (adaptive)", "fixed 5 s (original spuff)", "AWS SDK waiter (15-120 s)", "hcloud-go 500 ms",
+		"spuff (learning)", "fixed 5 s (original spuff)", "AWS SDK waiter (15-120 s)", "hcloud-go 500 ms",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)

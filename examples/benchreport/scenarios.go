@@ -23,17 +23,25 @@ import (
 
 // ---- (a) readiness latency ----
 
-// latencyResult is how fast one strategy notices readiness on one cloud.
+// latencyResult is how fast one strategy notices readiness on one cloud,
+// for one distribution of boot times.
 type latencyResult struct {
 	cloud    *cloud
 	strategy strategy
+	// factor is the distribution's centre over the driver's prior
+	// (ExpectedBoot): 0.5, 1 or 2; scale how many times faster than real
+	// time it ran.
+	factor, scale float64
 	// n is the number of machines awaited; errors the waits that failed.
 	n, errors int
-	// lag is the time from the model's ReadyAt to WaitReady returning, and
-	// frac that time over the machine's boot time, per machine, sorted;
-	// boot the boot times (real time).
-	lag, boot []time.Duration
-	frac      []float64
+	// lag is the time from the machine really being ready (the model's
+	// ReadyAt, or its public IP when that comes later) to the poll that
+	// saw it ready leaving the client, and frac that time over the
+	// machine's boot time, per machine, sorted; returned is the time to
+	// WaitReady returning (the poll's round trip included, which the time
+	// scale magnifies); boot the boot times (real time).
+	lag, returned, boot []time.Duration
+	frac                []float64
 	// calls is the mean number of API calls a wait made (the cloud's
 	// GetInstance count over n), polls the per-wait count (sorted).
 	calls float64
@@ -41,22 +49,26 @@ type latencyResult struct {
 }
 
 // runLatency creates n machines, conc at a time, on a fresh simulated cloud
-// with the cloud's boot times scaled by s and no rate limit, awaits each
-// with the strategy right after its create, and measures how late each
-// wait notices readiness.
-func runLatency(ctx context.Context, c *cloud, st strategy, s scaling, n, conc int, seedN uint64) (*latencyResult, error) {
-	srv := c.newServer(simcloud.Options{Seed: seedN, BootDelay: s.d(c.boot()), BootJitter: c.jitter(), RateLimits: unlimited})
+// in the realistic world at time scale s, with boot times centred on
+// factor × the driver's prior and no rate limit, awaits each with the
+// strategy right after its create, and measures how late each wait
+// notices readiness. spuff's own strategy starts from a fresh BootTimes:
+// what it learns is measured from the prior on.
+func runLatency(ctx context.Context, c *cloud, st strategy, s scaling, factor float64, n, conc int, seedN uint64) (*latencyResult, error) {
+	srv := c.newServer(c.unlimitedWorld(s, factor, seedN))
 	defer srv.Close()
 	cfg := c.config(srv.URL, srv.Cloud.Token())
 	cfg.Pacer = provider.NewPacer()
 	cfg.WaitPolicy = st.policy(c, s)
+	cfg.BootTimes = &provider.BootTimes{}
+	cfg.HTTPClient = &http.Client{Transport: stamping{http.DefaultTransport}}
 	cfg.Timeouts = s.timeouts()
 	cfg.Retry = s.retry()
-	p, err := c.open(ctx, cfg)
+	p, err := c.open(ctx, cfg, s.d(c.expected))
 	if err != nil {
 		return nil, err
 	}
-	res := &latencyResult{cloud: c, strategy: st, n: n}
+	res := &latencyResult{cloud: c, strategy: st, factor: factor, scale: 1 / s.factor, n: n}
 	var (
 		mu   sync.Mutex
 		next atomic.Int64
@@ -72,12 +84,13 @@ func runLatency(ctx context.Context, c *cloud, st strategy, s scaling, n, conc i
 				if i > n {
 					return
 				}
-				lag, boot, polls, err := awaitOne(ctx, p, c, srv.Cloud, fmt.Sprintf("lat-%d", i))
+				lag, returned, boot, polls, err := awaitOne(ctx, p, c, srv.Cloud, fmt.Sprintf("lat-%d", i))
 				mu.Lock()
 				if err != nil {
 					res.errors++
 				} else {
 					res.lag = append(res.lag, s.real(lag))
+					res.returned = append(res.returned, s.real(returned))
 					res.boot = append(res.boot, s.real(boot))
 					res.frac = append(res.frac, float64(lag)/float64(boot))
 					res.polls = append(res.polls, polls)
@@ -89,19 +102,30 @@ func runLatency(ctx context.Context, c *cloud, st strategy, s scaling, n, conc i
 	wg.Wait()
 	res.calls = float64(srv.Cloud.Calls(simcloud.OpGetInstance)-before) / float64(n)
 	slices.Sort(res.lag)
+	slices.Sort(res.returned)
 	slices.Sort(res.boot)
 	slices.Sort(res.frac)
 	slices.Sort(res.polls)
 	return res, nil
 }
 
+// readyAt is when a simulated machine is really ready: running, with its
+// public IP (which comes late on some).
+func readyAt(m simcloud.Instance) time.Time {
+	if m.IPAt.After(m.ReadyAt) {
+		return m.IPAt
+	}
+	return m.ReadyAt
+}
+
 // awaitOne creates a machine, awaits it and destroys it, and returns the
-// time from the model's ReadyAt to WaitReady returning, its boot time, and
-// the polls the wait made.
-func awaitOne(ctx context.Context, p provider.Provider, c *cloud, cl *simcloud.Cloud, name string) (lag, boot time.Duration, polls int, err error) {
+// time from the machine being really ready to the poll that saw it leaving
+// the client and to WaitReady returning, its boot time, and the polls the
+// wait made.
+func awaitOne(ctx context.Context, p provider.Provider, c *cloud, cl *simcloud.Cloud, name string) (lag, returned, boot time.Duration, polls int, err error) {
 	inst, err := p.CreateInstance(ctx, c.request(name))
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer func() {
 		if derr := p.DestroyInstance(context.WithoutCancel(ctx), inst.ID); derr != nil && err == nil {
@@ -109,20 +133,42 @@ func awaitOne(ctx context.Context, p provider.Provider, c *cloud, cl *simcloud.C
 		}
 	}()
 	var n atomic.Int64
+	sent := new(atomic.Int64)
 	wctx := provider.WithWaitTrace(ctx, &provider.WaitTrace{Polled: func(provider.WaitEvent) { n.Add(1) }})
+	wctx = context.WithValue(wctx, sentKey{}, sent)
 	if _, err := p.WaitReady(wctx, inst.ID); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	noticed := time.Now()
 	mid, err := c.modelID(inst.ID)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	m, err := cl.GetInstance(mid)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
-	return noticed.Sub(m.ReadyAt), m.ReadyAt.Sub(m.CreatedAt), int(n.Load()), nil
+	ready := readyAt(m)
+	// The poll that saw the machine ready was the wait's last request;
+	// it may have left a moment before the cloud made the machine ready
+	// and arrived after.
+	lag = max(0, time.Unix(0, sent.Load()).Sub(ready))
+	return lag, noticed.Sub(ready), ready.Sub(m.CreatedAt), int(n.Load()), nil
+}
+
+// sentKey keys, in a request's context, the *atomic.Int64 that stamping
+// sets to the time the request leaves (Unix nanoseconds).
+type sentKey struct{}
+
+// stamping records when each request whose context asks for it leaves the
+// client, after spuff's pacing.
+type stamping struct{ base http.RoundTripper }
+
+func (s stamping) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t, ok := req.Context().Value(sentKey{}).(*atomic.Int64); ok {
+		t.Store(time.Now().UnixNano())
+	}
+	return s.base.RoundTrip(req)
 }
 
 // ---- (b) fleets ----
@@ -156,9 +202,9 @@ const fleetProviders = 4
 // cloud with the cloud's boot times and rate limits scaled by s.
 func runFleet(ctx context.Context, c *cloud, st strategy, s scaling, n int, seedN uint64) (*fleetResult, error) {
 	limits := s.limits(c.limits)
-	srv := c.newServer(simcloud.Options{Seed: seedN, BootDelay: s.d(c.boot()), BootJitter: c.jitter(), RateLimits: limits})
+	srv := c.newServer(c.world(s, 1, seedN))
 	defer srv.Close()
-	pacer := provider.NewPacer(pacerLimits(limits)...) // the account's, shared
+	pacer := provider.NewPacer(limits...) // the account's, shared
 	var ps []provider.Provider
 	for range fleetProviders {
 		cfg := c.config(srv.URL, srv.Cloud.Token())
@@ -166,7 +212,7 @@ func runFleet(ctx context.Context, c *cloud, st strategy, s scaling, n int, seed
 		cfg.WaitPolicy = st.policy(c, s)
 		cfg.Timeouts = s.timeouts()
 		cfg.Retry = s.retry()
-		p, err := c.open(ctx, cfg)
+		p, err := c.open(ctx, cfg, s.d(c.expected))
 		if err != nil {
 			return nil, err
 		}
@@ -204,7 +250,7 @@ func runFleet(ctx context.Context, c *cloud, st strategy, s scaling, n int, seed
 			if mid, err := c.modelID(inst.ID); err == nil {
 				if m, err := srv.Cloud.GetInstance(mid); err == nil {
 					mu.Lock()
-					boots = append(boots, m.ReadyAt.Sub(m.CreatedAt))
+					boots = append(boots, readyAt(m).Sub(m.CreatedAt))
 					mu.Unlock()
 				}
 			}
@@ -219,7 +265,7 @@ func runFleet(ctx context.Context, c *cloud, st strategy, s scaling, n int, seed
 	stats := srv.Cloud.Stats()
 	res.calls, res.throttled = stats.TotalCalls, stats.RateLimited
 	res.leaks, res.duplicates = stats.LiveInstances, stats.Duplicates
-	rate, boot := lowerBound(limits, n, c.perMachine, c.beforeCreate, boots)
+	rate, boot := lowerBound(limits, n, 3, 1, boots)
 	res.lbRate, res.lbBoot = s.real(rate), s.real(boot)
 	res.lb = max(res.lbRate, res.lbBoot)
 	return res, nil
@@ -237,10 +283,13 @@ func runFleet(ctx context.Context, c *cloud, st strategy, s scaling, n int, seed
 //     bucket) / rate, and is ready a boot time later; giving the longest
 //     boots the earliest slots minimizes the last ready time,
 //     max_k (t_k + boot_k).
-func lowerBound(limits []simcloud.RateLimit, n, perMachine, beforeCreate int, boots []time.Duration) (rate, boot time.Duration) {
+func lowerBound(limits []provider.RateLimit, n, perMachine, beforeCreate int, boots []time.Duration) (rate, boot time.Duration) {
 	admitted := func(calls int) time.Duration {
 		var t time.Duration
 		for _, l := range limits {
+			if l.Class != "" {
+				continue
+			}
 			r := float64(l.Requests) / l.Per.Seconds()
 			if over := float64(calls - l.Requests); over > 0 {
 				t = max(t, time.Duration(over/r*float64(time.Second)))
@@ -283,7 +332,7 @@ func runList(ctx context.Context, c *cloud, ch *child, managed, unmanaged, iters
 	cfg := c.config(ch.URL, ch.Token)
 	cfg.Pacer = provider.NewPacer()
 	cfg.HTTPClient = &http.Client{Transport: counting{n: &requests, base: http.DefaultTransport}}
-	p, err := c.open(ctx, cfg)
+	p, err := c.open(ctx, cfg, c.expected)
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +460,7 @@ func getters(ctx context.Context, c *cloud, ch *child, rt http.RoundTripper, war
 		windows = append(windows, provider.RateLimit{Requests: 1 << 30, Per: l.Per})
 	}
 	cfg.Pacer = provider.NewPacer(windows...)
-	p, err := c.open(ctx, cfg)
+	p, err := c.open(ctx, cfg, c.expected)
 	if err != nil {
 		return nil, nil, err
 	}

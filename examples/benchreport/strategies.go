@@ -14,16 +14,16 @@ import (
 type strategy struct {
 	// key names it in flags and benchmarks; name in the report.
 	key, name string
-	// policy builds it for cloud c at time scale s.
+	// policy builds it for cloud c at time scale s; nil is spuff's
+	// default (Config.WaitPolicy nil).
 	policy func(c *cloud, s scaling) provider.WaitPolicy
 }
 
 var (
-	// spuffWait is the driver's default: provider.DefaultWait with the
-	// driver's ExpectedBoot and the default timeouts, scaled.
-	spuffWait = strategy{"spuff", "spuff (adaptive)", func(c *cloud, s scaling) provider.WaitPolicy {
-		return provider.DefaultWait(s.d(c.expected), s.timeouts())
-	}}
+	// spuffWait is the drivers' default: no Config.WaitPolicy, so that
+	// WaitReady schedules its polls from the boot times it has seen
+	// (provider.BootTimes), starting from the driver's ExpectedBoot.
+	spuffWait = strategy{"spuff", "spuff (learning)", func(*cloud, scaling) provider.WaitPolicy { return nil }}
 	// fixed5s is the original spuff: poll every 5 s.
 	fixed5s = strategy{"fixed5s", "fixed 5 s (original spuff)", func(_ *cloud, s scaling) provider.WaitPolicy {
 		return provider.FixedWait(s.d(5 * time.Second))
