@@ -97,7 +97,7 @@ func TestKilledAnywhereLeavesNothingAReaperMisses(t *testing.T) {
 		t.Run(tg.name, func(t *testing.T) {
 			t.Parallel()
 			opts := providertest.Options()
-			opts.BootDelay = 20 * time.Second    // 200 ms
+			opts.BootDelay = 20 * time.Second     // 200 ms
 			opts.SnapshotDelay = 30 * time.Second // 300 ms
 			srv := tg.start(t, opts)
 			cfg := tg.config(srv)
