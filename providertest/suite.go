@@ -71,6 +71,7 @@ func Run(t *testing.T, h Harness) {
 		{"CancelIsPrompt", testCancelPrompt},
 		{"SnapshotTimeoutAndCancelLeaveItFindable", testSnapshotTimeout},
 		{"WaitReadyPollsBeforeDeadline", testWaitPollsBeforeDeadline},
+		{"OpenWithoutCredentials", testOpenWithoutCredentials},
 		{"TTLBounds", testTTLBounds},
 		{"Reap", testReap},
 	}
