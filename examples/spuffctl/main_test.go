@@ -256,3 +256,35 @@ func interruptWhen(t *testing.T, e *env, prefix string, args ...string) (string,
 	_ = cmd.Wait()
 	return seen.String(), cmd.ProcessState.ExitCode()
 }
+
+// TestFailedUpSparesAnAdoptedMachine: an up that finds the machine a
+// previous up made with the same request adopts it (a create is never
+// made twice), and then neither an interrupt nor a failed wait destroys
+// it: it was not this command's.
+func TestFailedUpSparesAnAdoptedMachine(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"digitalocean", "hetzner", "aws"} {
+		t.Run(p, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.vars["SPUFF_SIM_BOOT"] = "1h"
+			seen, _ := interruptWhen(t, e, "waiting for same", "up", "--provider", p, "--name", "same", "--keep")
+			list := e.ls(p)
+			if len(list) != 1 {
+				t.Fatalf("the first up did not keep its machine: %+v\n%s", list, seen)
+			}
+			id := list[0].ID
+			seen, code := interruptWhen(t, e, "waiting for same", "up", "--provider", p, "--name", "same")
+			if code != 130 || !strings.Contains(seen, "left "+id+" as it is") || strings.Contains(seen, "destroyed") {
+				t.Errorf("interrupted up of an adopted machine: exit %d\n%s", code, seen)
+			}
+			r := e.run("up", "--provider", p, "--name", "same", "--timeout", "1s")
+			if r.code != exitFailed || !strings.Contains(r.stderr, "left "+id+" as it is") || strings.Contains(r.stderr, "destroyed") {
+				t.Errorf("timed-out up of an adopted machine:\n%v", r)
+			}
+			if list := e.ls(p); len(list) != 1 || list[0].ID != id {
+				t.Errorf("the adopted machine %s did not survive: %+v", id, list)
+			}
+		})
+	}
+}
