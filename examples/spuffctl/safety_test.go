@@ -136,7 +136,7 @@ func TestFirstCommandStaysSimulated(t *testing.T) {
 		e.vars[k] = v
 	}
 
-	r := e.must("up")
+	r := e.must(readmeCommands(t)[0]...) // go run ./examples/spuffctl up
 	if !strings.Contains(r.stderr, "simulated digitalocean cloud") || !strings.Contains(r.stderr, "no provider named") {
 		t.Errorf("up did not say that it uses the simulated cloud, and why:\n%v", r)
 	}
