@@ -199,9 +199,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 }
 
 // authHint tells which environment variable to set after an
-// authentication error, or "".
+// authentication error (or a missing token reported as an invalid Token
+// field), or "".
 func (a *app) authHint(err error) string {
-	if !errors.Is(err, provider.ErrAuthentication) || a.backend == nil {
+	var perr *provider.Error
+	missingToken := errors.As(err, &perr) && perr.Kind == provider.KindInvalidConfig && strings.HasSuffix(perr.Field, "Token")
+	if (!errors.Is(err, provider.ErrAuthentication) && !missingToken) || a.backend == nil {
 		return ""
 	}
 	b := a.backend

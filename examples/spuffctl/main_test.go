@@ -278,7 +278,8 @@ func TestFailedUpSparesAnAdoptedMachine(t *testing.T) {
 			if code != 130 || !strings.Contains(seen, "left "+id+" as it is") || strings.Contains(seen, "destroyed") {
 				t.Errorf("interrupted up of an adopted machine: exit %d\n%s", code, seen)
 			}
-			r := e.run("up", "--provider", p, "--name", "same", "--timeout", "1s")
+			// Boots take an hour: the wait, not the create, runs out of time.
+			r := e.run("up", "--provider", p, "--name", "same", "--timeout", "5s")
 			if r.code != exitFailed || !strings.Contains(r.stderr, "left "+id+" as it is") || strings.Contains(r.stderr, "destroyed") {
 				t.Errorf("timed-out up of an adopted machine:\n%v", r)
 			}

@@ -213,3 +213,16 @@ func TestConcurrentUps(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingTokenNamesTheVariable: a named provider pointed at an
+// endpoint without a token fails at once, naming the variable to set.
+func TestMissingTokenNamesTheVariable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for p, envVar := range map[string]string{"digitalocean": "DIGITALOCEAN_TOKEN", "hetzner": "HCLOUD_TOKEN"} {
+		r := e.run("ls", "--provider", p, "--endpoint", "http://127.0.0.1:1")
+		if r.code != exitFailed || !strings.Contains(r.stderr, "set "+envVar) {
+			t.Errorf("want exit 1 and a hint to set %s:\n%v", envVar, r)
+		}
+	}
+}
