@@ -164,6 +164,18 @@ func (e *env) ls(providerName string) []instanceJSON {
 	return list
 }
 
+// lsWait is ls repeated until it lists want machines, for a few seconds:
+// the simulated clouds' listings lag a create, as the real ones do.
+func (e *env) lsWait(providerName string, want int) []instanceJSON {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		list := e.ls(providerName)
+		if len(list) == want || time.Now().After(deadline) {
+			return list
+		}
+	}
+}
+
 // cloud loads the saved simulated cloud of b (as spuffctl does), lets fn
 // look at or change it, and saves it back.
 func (e *env) cloud(b *backend, fn func(c *simcloud.Cloud)) {

@@ -211,7 +211,11 @@ func TestInterruptedUpLeavesNoMachine(t *testing.T) {
 			if code != 130 {
 				t.Errorf("interrupted up exited %d, want 130\nstderr:\n%s", code, seen)
 			}
-			list := e.ls("digitalocean")
+			want := 0
+			if keep {
+				want = 1
+			}
+			list := e.lsWait("digitalocean", want) // listings lag creates and destroys
 			if keep {
 				if len(list) != 1 || !strings.Contains(seen, "keeping the half-made machine "+list[0].ID) {
 					t.Errorf("with --keep: machines %+v, stderr:\n%s", list, seen)
@@ -269,7 +273,7 @@ func TestFailedUpSparesAnAdoptedMachine(t *testing.T) {
 			e := newEnv(t)
 			e.vars["SPUFF_SIM_BOOT"] = "1h"
 			seen, _ := interruptWhen(t, e, "waiting for same", "up", "--provider", p, "--name", "same", "--keep")
-			list := e.ls(p)
+			list := e.lsWait(p, 1) // listings lag a create
 			if len(list) != 1 {
 				t.Fatalf("the first up did not keep its machine: %+v\n%s", list, seen)
 			}

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -184,16 +186,15 @@ func godoClient(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	list, _, err := c.Droplets.ListByTag(ctx, "managed-by:spuff", nil)
+	// A listing lags a create by seconds (scaled), as DigitalOcean's does.
+	err = listed(func() (bool, error) {
+		list, _, err := c.Droplets.ListByTag(ctx, "managed-by:spuff", nil)
+		return slices.ContainsFunc(list, func(l godo.Droplet) bool { return l.ID == d.ID }), err
+	})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("droplet %d: %w", d.ID, err)
 	}
-	for _, l := range list {
-		if l.ID == d.ID {
-			return fmt.Sprint(d.ID), nil
-		}
-	}
-	return "", fmt.Errorf("droplet %d is not listed", d.ID)
+	return fmt.Sprint(d.ID), nil
 }
 
 func hcloudClient(ctx context.Context) (string, error) {
@@ -205,16 +206,14 @@ func hcloudClient(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	list, err := c.Server.AllWithOpts(ctx, hcloud.ServerListOpts{ListOpts: hcloud.ListOpts{LabelSelector: "managed-by=spuff"}})
+	err = listed(func() (bool, error) {
+		list, err := c.Server.AllWithOpts(ctx, hcloud.ServerListOpts{ListOpts: hcloud.ListOpts{LabelSelector: "managed-by=spuff"}})
+		return slices.ContainsFunc(list, func(s *hcloud.Server) bool { return s.ID == res.Server.ID }), err
+	})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("server %d: %w", res.Server.ID, err)
 	}
-	for _, s := range list {
-		if s.ID == res.Server.ID {
-			return fmt.Sprint(s.ID), nil
-		}
-	}
-	return "", fmt.Errorf("server %d is not listed", res.Server.ID)
+	return fmt.Sprint(res.Server.ID), nil
 }
 
 func ec2Client(ctx context.Context) (string, error) {
@@ -244,16 +243,37 @@ func ec2Client(ctx context.Context) (string, error) {
 		return "", err
 	}
 	id := *run.Instances[0].InstanceId
-	desc, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: awssdk.String("tag:managed-by"), Values: []string{"spuff"}}}})
-	if err != nil {
-		return "", err
-	}
-	for _, r := range desc.Reservations {
-		for _, in := range r.Instances {
-			if *in.InstanceId == id {
-				return id, nil
+	// EC2's DescribeInstances lags RunInstances (eventual consistency).
+	err = listed(func() (bool, error) {
+		desc, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: awssdk.String("tag:managed-by"), Values: []string{"spuff"}}}})
+		if err != nil {
+			return false, err
+		}
+		for _, r := range desc.Reservations {
+			for _, in := range r.Instances {
+				if *in.InstanceId == id {
+					return true, nil
+				}
 			}
 		}
+		return false, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("instance %s: %w", id, err)
 	}
-	return "", fmt.Errorf("instance %s is not listed", id)
+	return id, nil
+}
+
+// listed repeats a listing until it shows what was made, for a few
+// seconds: a cloud's listings lag its creates.
+func listed(look func() (bool, error)) error {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ok, err := look()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errors.New("not listed after 10 s")
+		}
+	}
 }

@@ -60,6 +60,29 @@ func simStatePath(dir, providerName string) string {
 	return filepath.Join(dir, "sim-"+providerName+".json")
 }
 
+// simReferenceBoot is the real clouds' boot time the simulated ones are
+// scaled from: a machine that boots in boot on the simulated cloud runs
+// its whole world (listing lag, destroy windows, throttles) that much
+// faster than the real one.
+const simReferenceBoot = 45 * time.Second
+
+// simOptions is the simulated clouds' world: the realistic one (throttles,
+// listing lag, destroy windows, locks, late addresses, as the real clouds
+// do), sped up so that a machine boots in boot — at least 15 times faster
+// than the real clouds, however long boot is.
+func simOptions(boot time.Duration) simcloud.Options {
+	scale := min(float64(boot)/float64(simReferenceBoot), 1.0/15)
+	if scale <= 0 {
+		scale = 1e-6
+	}
+	opts := simcloud.Realistic(scale)
+	cloud := time.Duration(float64(boot) / scale) // boot, in the cloud's time
+	opts.BootDelay, opts.SnapshotDelay = cloud, cloud/2
+	opts.SnapshotFailRate = -1 // a demonstration's snapshots do not fail at random
+	opts.Seed = uint64(time.Now().UnixNano())
+	return opts
+}
+
 // simBoot is the simulated boot time: $SPUFF_SIM_BOOT (a Go duration), else
 // 3 s — long enough to watch, short enough not to wait for.
 func simBoot(getenv func(string) string) (time.Duration, error) {
@@ -155,7 +178,7 @@ func acquire(ctx context.Context, dir, name string, stderr io.Writer, useServer 
 // loadCloud reads the saved state at path, or makes a new cloud when there
 // is none.
 func loadCloud(b *backend, path string, boot time.Duration) (*simcloud.Cloud, error) {
-	opts := simcloud.Options{BootDelay: boot, SnapshotDelay: boot / 2, Seed: uint64(time.Now().UnixNano())}
+	opts := simOptions(boot)
 	f, err := os.Open(path)
 	switch {
 	case err == nil:
