@@ -304,13 +304,14 @@ type instanceJSON struct {
 	Size      string            `json:"size"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	CreatedAt time.Time         `json:"created_at,omitzero"`
+	ExpiresAt time.Time         `json:"expires_at,omitzero"`
 	SSH       string            `json:"ssh,omitempty"`
 }
 
 func (a *app) instanceJSON(in *provider.Instance) instanceJSON {
 	j := instanceJSON{
 		ID: in.ID, Name: in.Name, Provider: a.p.Name(), Status: in.Status.String(), RawStatus: in.RawStatus,
-		Region: in.Region, Size: in.Size, Labels: in.Labels, CreatedAt: in.CreatedAt,
+		Region: in.Region, Size: in.Size, Labels: in.Labels, CreatedAt: in.CreatedAt, ExpiresAt: in.ExpiresAt,
 	}
 	if in.PublicIPv4.IsValid() {
 		j.IPv4 = in.PublicIPv4.String()

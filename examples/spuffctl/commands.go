@@ -119,12 +119,19 @@ func cmdUp(a *app, args []string) error {
 	var keys listFlag
 	fs.Var(&keys, "ssh-key", "SSH key to install, by ID, name or fingerprint (repeatable; see `keys`)")
 	keep := fs.Bool("keep", false, "on failure or interrupt, keep the half-made machine and print its ID instead of destroying it")
+	ttl := fs.String("ttl", "", "time to live (1m to 366 days): the machine carries its expiry, which `reap` acts on (on aws it also ends itself then)")
 	rest, err := a.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
 		return usagef("up takes no arguments (got %q); name the machine with --name", rest)
+	}
+	var life time.Duration
+	if *ttl != "" {
+		if life, err = time.ParseDuration(*ttl); err != nil || life <= 0 {
+			return usagef("--ttl %q is not a positive duration such as 2h (1m to 366 days)", *ttl)
+		}
 	}
 	ud := *userData
 	if strings.HasPrefix(ud, "@") {
@@ -140,7 +147,7 @@ func cmdUp(a *app, args []string) error {
 	}
 	req := provider.InstanceRequest{
 		Name: *name, Region: *region, Size: *size, Image: image,
-		UserData: ud, Labels: labels, SSHKeys: keys,
+		UserData: ud, Labels: labels, SSHKeys: keys, TTL: life,
 	}
 	if req.Name == "" {
 		req.Name = randomName()
@@ -360,7 +367,7 @@ func cmdLs(a *app, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tIP\tREGION\tSIZE\tAGE")
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tIP\tREGION\tSIZE\tAGE\tEXPIRES")
 	for _, in := range list {
 		ip := "-"
 		if in.IP().IsValid() {
@@ -370,7 +377,7 @@ func cmdLs(a *app, args []string) error {
 		if !in.CreatedAt.IsZero() {
 			age = time.Since(in.CreatedAt).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Status, ip, in.Region, in.Size, age)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Status, ip, in.Region, in.Size, age, expires(in.ExpiresAt))
 	}
 	return tw.Flush()
 }
@@ -410,6 +417,9 @@ func cmdStatus(a *app, args []string) error {
 	fmt.Fprintf(tw, "region:\t%s\nsize:\t%s\n", in.Region, in.Size)
 	if !in.CreatedAt.IsZero() {
 		fmt.Fprintf(tw, "created:\t%s\n", in.CreatedAt.Format(time.RFC3339))
+		if !in.ExpiresAt.IsZero() {
+			fmt.Fprintf(tw, "expires:\t%s (%s)\n", in.ExpiresAt.Format(time.RFC3339), expires(in.ExpiresAt))
+		}
 	}
 	if len(in.Labels) > 0 {
 		fmt.Fprintf(tw, "labels:\t%s\n", labelFlag(in.Labels))
@@ -449,4 +459,79 @@ func cmdKeys(a *app, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.ID, k.Name, k.Fingerprint)
 	}
 	return tw.Flush()
+}
+
+// expires describes an expiry for a table: "in 1h59m", "expired 3m ago",
+// or "-" for none.
+func expires(at time.Time) string {
+	switch d := time.Until(at).Round(time.Second); {
+	case at.IsZero():
+		return "-"
+	case d > 0:
+		return "in " + d.String()
+	default:
+		return "expired " + (-d).String() + " ago"
+	}
+}
+
+func cmdReap(a *app, args []string) error {
+	fs := a.flags()
+	dry := fs.Bool("dry-run", false, "say what would be destroyed, and destroy nothing")
+	older := fs.Duration("older-than", 0, "also destroy managed machines without an expiry made longer ago than this")
+	_, ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n > 0 }, "reap takes no arguments")
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if *older < 0 {
+		return usagef("--older-than %s is negative", *older)
+	}
+	rep, rerr := provider.Reap(ctx, a.p, provider.ReapOptions{DryRun: *dry, OlderThan: *older})
+	if rep == nil {
+		return rerr
+	}
+	if a.jsonOut {
+		type item struct {
+			Resource  string    `json:"resource"`
+			ID        string    `json:"id"`
+			Name      string    `json:"name,omitempty"`
+			ExpiresAt time.Time `json:"expires_at,omitzero"`
+			Error     string    `json:"error,omitempty"`
+		}
+		out := struct {
+			DryRun    bool   `json:"dry_run"`
+			Destroyed []item `json:"destroyed"`
+			Failed    []item `json:"failed"`
+			Kept      int    `json:"kept"`
+		}{DryRun: *dry, Destroyed: []item{}, Failed: []item{}, Kept: rep.Kept}
+		for _, r := range rep.Destroyed {
+			out.Destroyed = append(out.Destroyed, item{r.Resource, r.ID, r.Name, r.ExpiresAt, ""})
+		}
+		for _, f := range rep.Failed {
+			out.Failed = append(out.Failed, item{f.Resource, f.ID, f.Name, f.ExpiresAt, f.Err.Error()})
+		}
+		if err := a.printJSON(out); err != nil {
+			return err
+		}
+		return rerr
+	}
+	verb := "destroyed"
+	if *dry {
+		verb = "would destroy"
+	}
+	for _, r := range rep.Destroyed {
+		why := expires(r.ExpiresAt)
+		if r.ExpiresAt.IsZero() {
+			why = "no expiry, made " + time.Since(r.CreatedAt).Round(time.Second).String() + " ago"
+		}
+		if r.Resource == "volume-snapshot" {
+			why = "left behind a deleted snapshot"
+		}
+		fmt.Fprintf(a.stdout, "%s %s %s (%s): %s\n", verb, r.Resource, r.ID, r.Name, why)
+	}
+	for _, f := range rep.Failed {
+		fmt.Fprintf(a.stderr, "could not destroy %s %s (%s): %v\n", f.Resource, f.ID, f.Name, f.Err)
+	}
+	fmt.Fprintf(a.stderr, "%d %s, %d failed, %d kept (not expired) on %s%s\n", len(rep.Destroyed), verb, len(rep.Failed), rep.Kept, a.p.Name(), a.searched())
+	return rerr
 }
