@@ -849,3 +849,31 @@ func TestKnownHostsLine(t *testing.T) {
 		t.Error("a nil report has a line")
 	}
 }
+
+// TestNoBlindHostKeys: no code outside tests accepts any host key.
+func TestNoBlindHostKeys(t *testing.T) {
+	t.Parallel()
+	banned := "Insecure" + "IgnoreHostKey"
+	err := filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && d.Name() != ".." || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), banned) {
+			t.Errorf("%s uses %s", path, banned)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -139,4 +140,23 @@ func HostKey(cloud *simcloud.Cloud, id int64) ssh.PublicKey {
 		panic("simssh: " + err.Error())
 	}
 	return pub
+}
+
+// HostKeyFor returns the host key of the machine whose public address is
+// addr ("198.18.0.7:22" or the bare IP), as its server shows it: what a
+// test that cannot map the provider's instance IDs to the model's pins.
+func (s *Server) HostKeyFor(addr string) (ssh.PublicKey, bool) {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return nil, false
+		}
+		ip = ap.Addr()
+	}
+	in, ok := s.find(ip.Unmap())
+	if !ok {
+		return nil, false
+	}
+	return HostKey(s.cloud, in.ID), true
 }
