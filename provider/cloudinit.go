@@ -68,7 +68,7 @@ func (r *sshRun) cloudInit(ctx context.Context) error {
 				return false, state, nil
 			case code == 1 || status == "error":
 				r.rep.CloudInit = &CloudInitResult{Status: status, Method: "status"}
-				fatal = fmt.Errorf("%w: cloud-init status %q (exit status %d)", ErrCloudInit, status, code)
+				fatal = fmt.Errorf("%w: status %q, exit status %d (see SSHReport.CloudInit)", ErrCloudInit, status, code)
 				return false, status, errStop
 			default:
 				r.rep.CloudInit = &CloudInitResult{Status: status, Degraded: code == 2, Method: "status"}
@@ -90,7 +90,7 @@ func (r *sshRun) cloudInit(ctx context.Context) error {
 		r.rep.CloudInit = res
 		if len(res.Errors) > 0 {
 			res.Status = "error"
-			fatal = fmt.Errorf("%w: %d error(s) in /var/lib/cloud/data/result.json", ErrCloudInit, len(res.Errors))
+			fatal = fmt.Errorf("%w: %d error(s) in /var/lib/cloud/data/result.json (see SSHReport.CloudInit)", ErrCloudInit, len(res.Errors))
 			return false, "error", errStop
 		}
 		return true, "done", nil
@@ -101,7 +101,7 @@ func (r *sshRun) cloudInit(ctx context.Context) error {
 		r.stageDone(StageTiming{Stage: StageCloudInit, Duration: elapsed, Attempts: attempts})
 		return nil
 	case errors.Is(werr, errStop) && errors.Is(fatal, ErrCloudInit):
-		return r.fail(StageCloudInit, KindUnknown, elapsed, state, "cloud-init failed: see SSHReport.CloudInit", fatal, attempts)
+		return r.fail(StageCloudInit, KindUnknown, elapsed, state, "", fatal, attempts)
 	case errors.Is(werr, errStop):
 		return r.fail(StageCloudInit, KindOf(fatal), elapsed, state, "", fatal, attempts)
 	case errors.Is(werr, context.Canceled):

@@ -102,7 +102,8 @@ type HostKeyError struct {
 	Err error
 }
 
-// Error describes the refusal.
+// Error describes the refusal: "ssh host key mismatch (198.51.100.7:22):
+// the machine showed SHA256:..., expected SHA256:... (console output)".
 func (e *HostKeyError) Error() string {
 	var b strings.Builder
 	if e.Err != nil {
@@ -111,18 +112,19 @@ func (e *HostKeyError) Error() string {
 		b.WriteString("ssh host key refused")
 	}
 	if e.Addr != "" {
-		b.WriteString(" for " + e.Addr)
+		b.WriteString(" (" + e.Addr + ")")
 	}
 	if e.Fingerprint != "" {
 		b.WriteString(": the machine showed " + e.Fingerprint)
 	}
 	switch {
-	case len(e.Want) > 0 && e.Source != "":
-		fmt.Fprintf(&b, ", %s has %s", e.Source, strings.Join(e.Want, ", "))
 	case len(e.Want) > 0:
-		fmt.Fprintf(&b, ", want %s", strings.Join(e.Want, ", "))
-	case e.Source != "":
-		b.WriteString(", " + e.Source + " has no key for it")
+		fmt.Fprintf(&b, ", expected %s", strings.Join(e.Want, " or "))
+		if e.Source != "" {
+			b.WriteString(" (" + e.Source + ")")
+		}
+	case errors.Is(e.Err, ErrHostKeyUnknown) && e.Source != "":
+		b.WriteString(", which " + e.Source + " has no record of")
 	}
 	return b.String()
 }
@@ -342,6 +344,31 @@ type tofu struct {
 	path string
 	mu   sync.Mutex
 	mem  map[string]ssh.PublicKey // alias -> key, for path ""
+}
+
+// HostKeyAlgorithms asks for the type of the key recorded for the
+// machine, if any: a server with several host keys then shows that one.
+func (p *tofu) HostKeyAlgorithms(_ context.Context, t *HostKeyTarget) []string {
+	name := t.Alias
+	if name == "" {
+		name = t.Addr
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.path == "" {
+		if k, ok := p.mem[name]; ok {
+			return algorithmsFor([]string{k.Type()})
+		}
+		return nil
+	}
+	if _, err := os.Stat(p.path); err != nil {
+		return nil
+	}
+	cb, err := knownhosts.New(p.path)
+	if err != nil {
+		return nil
+	}
+	return knownAlgorithms(cb, &HostKeyTarget{Alias: name})
 }
 
 // VerifyHostKey accepts a recorded key, or records the first one.

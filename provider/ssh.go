@@ -544,9 +544,11 @@ func (r *sshRun) connect(ctx context.Context) error {
 				" (is one of them in InstanceRequest.SSHKeys, and the user right?)", cause, r.attempts)
 	case errors.Is(werr, errStop):
 		msg := ""
-		var hk *HostKeyError
-		if errors.As(cause, &hk) {
-			msg = "the host key is not the machine's own: not connecting (a man in the middle, or the policy's record is stale)"
+		switch {
+		case errors.Is(cause, ErrHostKeyMismatch):
+			msg = "not the machine's own host key: not connecting (a man in the middle, or a stale record)"
+		case errors.Is(cause, ErrHostKeyUnknown):
+			msg = "no record of the machine's host key to check it against"
 		}
 		return r.fail(stage, KindOf(cause), elapsed, state, msg, cause, r.attempts)
 	case KindOf(werr) == KindTimeout:

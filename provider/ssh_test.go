@@ -2,6 +2,8 @@ package provider_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"os"
 	"path/filepath"
@@ -875,5 +877,58 @@ func TestNoBlindHostKeys(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHostKeyAlgorithms: policies ask the server for the types of key
+// they hold, so that a server with several host keys shows one of them.
+func TestHostKeyAlgorithms(t *testing.T) {
+	t.Parallel()
+	rk, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPub, err := ssh.NewPublicKey(&rk.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPub := simssh.UserKey(4, 4).PublicKey()
+	target := &provider.HostKeyTarget{Addr: "198.18.0.9:22", Alias: provider.HostKeyAlias("mem", "9")}
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	lines := "198.18.0.9 " + string(ssh.MarshalAuthorizedKey(rsaPub)) +
+		"[198.18.0.9]:2222 " + string(ssh.MarshalAuthorizedKey(edPub))
+	if err := os.WriteFile(path, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kh, err := provider.KnownHosts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tofu := provider.TrustOnFirstUse("")
+	if _, err := tofu.VerifyHostKey(context.Background(), target, edPub); err != nil {
+		t.Fatal(err)
+	}
+	type lister interface {
+		HostKeyAlgorithms(context.Context, *provider.HostKeyTarget) []string
+	}
+	for _, tc := range []struct {
+		name   string
+		policy provider.HostKeyPolicy
+		target *provider.HostKeyTarget
+		want   string
+	}{
+		{"known_hosts", kh, target, "rsa-sha2-512 rsa-sha2-256 ssh-rsa"},
+		{"known_hosts, unknown host", kh, &provider.HostKeyTarget{Addr: "198.18.0.10:22"}, ""},
+		{"pinned", provider.HostKeys(edPub, rsaPub), target, "ssh-ed25519 rsa-sha2-512 rsa-sha2-256 ssh-rsa"},
+		{"trust on first use", tofu, target, "ssh-ed25519"},
+		{"trust on first use, unknown host", tofu, &provider.HostKeyTarget{Alias: "x"}, ""},
+	} {
+		l, ok := tc.policy.(lister)
+		if !ok {
+			t.Fatalf("%s: no HostKeyAlgorithms", tc.name)
+		}
+		if got := strings.Join(l.HostKeyAlgorithms(context.Background(), tc.target), " "); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -33,9 +33,10 @@ type sshEnv struct {
 	other  ssh.Signer // a key of the account no request installs
 }
 
-// sshOptions are the simulated SSH servers of most SSH subtests.
+// sshOptions are the simulated SSH servers of most SSH subtests: sshd
+// up before the keys land (refused at first), as on a real boot.
 func sshOptions() simssh.Options {
-	return simssh.Options{PortDelay: 20 * time.Millisecond, CloudInitDelay: 30 * time.Millisecond}
+	return simssh.Options{PortDelay: 20 * time.Millisecond, KeysDelay: 30 * time.Millisecond, CloudInitDelay: 30 * time.Millisecond}
 }
 
 func sshSetup(t *testing.T, h Harness, opts simcloud.Options, sopts simssh.Options, tweak func(*provider.Config)) *sshEnv {
