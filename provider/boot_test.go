@@ -26,7 +26,7 @@ func TestBootWaitLearns(t *testing.T) {
 		// No evidence: from 0.4 of the prior, which may be off by half.
 		{"none", nil, 15 * time.Second, 17 * time.Second, 2 * time.Second, 2.8 * 1e9},
 		// One boot of 20 s: ±20 % around it.
-		{"one", []time.Duration{20 * time.Second}, 15 * time.Second, 16 * time.Second, 2 * time.Second, 2.3 * 1e9},
+		{"one", []time.Duration{20 * time.Second}, 15 * time.Second, 16 * time.Second, 1.8 * 1e9, 2.3 * 1e9},
 		// Many boots of 80 to 88 s: from just before the shortest, every
 		// 9 % of the median (capped by the largest gap).
 		{"many slow", spread(80*time.Second, 88*time.Second, 25), 75 * time.Second, 79 * time.Second, 4.5 * 1e9, 5.6 * 1e9},

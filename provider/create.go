@@ -267,6 +267,7 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key, kind str
 		case found != nil:
 			m.unsure.remove(key)
 			m.born.addValue(found.ID, kind)
+			m.named.addValue(found.Name, found.ID)
 			return m.instance(found), nil
 		case err != nil:
 			return nil, m.outcomeUnknown(key, err)
@@ -333,6 +334,7 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key, kind str
 	if made != nil {
 		m.unsure.remove(key)
 		m.born.addValue(made.ID, kind) // WaitReady schedules from now; a "not found" soon means "not visible yet"
+		m.named.addValue(made.Name, made.ID)
 		m.pol.log.Debug("spuff: created", "provider", m.name, "id", made.ID, "name", made.Name)
 		return m.instance(made), nil
 	}
@@ -344,6 +346,7 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key, kind str
 		if found != nil {
 			m.unsure.remove(key)
 			m.born.addValue(found.ID, kind)
+			m.named.addValue(found.Name, found.ID)
 			m.pol.log.Debug("spuff: adopted the machine a create with a lost answer made", "provider", m.name, "id", found.ID)
 			return m.instance(found), nil
 		}
@@ -387,25 +390,43 @@ func joinMessage(a, b string) string {
 func (m *machines) existing(ctx context.Context, name, key string) (*Instance, error) {
 	const op = "CreateInstance"
 	var found, other *driver.Instance
+	listed := map[string]bool{}
+	consider := func(in *driver.Instance) {
+		listed[in.ID] = true
+		if in.Name != name || !live(in) {
+			return
+		}
+		switch owned := m.owned(in.Labels); {
+		case owned && in.Labels[keyLabel] == key:
+			if found == nil || in.CreatedAt.Before(found.CreatedAt) {
+				found = in
+			}
+		case (owned || m.info.UniqueNames) && other == nil:
+			other = in
+		}
+	}
 	err := m.pages(ctx, op, driver.Query{Name: name}, func(page []*driver.Instance) bool {
 		for _, in := range page {
-			if in.Name != name || !live(in) {
-				continue
-			}
-			switch owned := m.owned(in.Labels); {
-			case owned && in.Labels[keyLabel] == key:
-				if found == nil || in.CreatedAt.Before(found.CreatedAt) {
-					found = in
-				}
-			case (owned || m.info.UniqueNames) && other == nil:
-				other = in
-			}
+			consider(in)
 		}
 		return true
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, err
+	}
+	// A machine of this name this Provider made moments ago may not be
+	// listed yet (DigitalOcean's listings lag a create by seconds): it is
+	// read by its ID.
+	if id, ok := m.named.value(name); ok && !listed[id] && !m.gone.has(id) {
+		in, err := m.get(ctx, op, id, consistencyWindow)
+		switch {
+		case err == nil:
+			consider(in)
+		case KindOf(err) != KindNotFound:
+			return nil, err
+		}
+	}
+	switch {
 	case found != nil:
 		m.pol.log.Debug("spuff: adopting the machine of the same request", "provider", m.name, "id", found.ID)
 		return m.instance(found), nil

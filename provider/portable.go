@@ -82,6 +82,7 @@ func OpenDriver(ctx context.Context, name string, o driver.Opener, cfg Config) (
 	m.unsure.life = unknownHorizon(t)
 	m.jobs.life = max(t.ActionComplete, unknownHorizon(t))
 	m.gone.life = destroyWindow
+	m.named.life = consistencyWindow
 	return m, nil
 }
 
@@ -135,6 +136,7 @@ type machines struct {
 	boots   *BootTimes
 	born    recent // instance IDs this Provider made, when, and their boot kind
 	gone    recent // instance IDs this Provider destroyed lately
+	named   recent // names of the machines this Provider made lately -> the ID
 	jobs    recent // snapshot key/job of the snapshot jobs this Provider started
 	unsure  unsure // request keys whose create's outcome was unknown
 	creates flight // CreateInstance calls in progress, by request key
@@ -301,7 +303,7 @@ func (m *machines) GetInstance(ctx context.Context, id string) (*Instance, error
 	if err := m.checkID(op, "instance", id, true); err != nil {
 		return nil, err
 	}
-	in, err := m.get(ctx, op, id)
+	in, err := m.get(ctx, op, id, consistencyWindow)
 	if err == nil && in.State == driver.StateGone {
 		err = driver.NotFound("the instance is " + in.RawState)
 	}
@@ -312,8 +314,8 @@ func (m *machines) GetInstance(ctx context.Context, id string) (*Instance, error
 }
 
 // get reads the machine, riding over a "not found" while the machine is
-// fresh (see fresh).
-func (m *machines) get(ctx context.Context, op, id string) (*driver.Instance, error) {
+// fresh (see fresh), for at most bound.
+func (m *machines) get(ctx context.Context, op, id string, bound time.Duration) (*driver.Instance, error) {
 	in, err := retried(ctx, m.pol, op, func(ctx context.Context) (*driver.Instance, error) { return m.d.Get(ctx, id) })
 	if KindOf(err) != KindNotFound {
 		return m.view(in), err
@@ -322,7 +324,7 @@ func (m *machines) get(ctx context.Context, op, id string) (*driver.Instance, er
 	if !ok {
 		return nil, err
 	}
-	err = m.whileInvisible(ctx, op, id, left, func(ctx context.Context) error {
+	err = m.whileInvisible(ctx, op, id, min(left, bound), func(ctx context.Context) error {
 		var e error
 		in, e = m.d.Get(ctx, id)
 		return e
@@ -432,19 +434,42 @@ func (m *machines) instances(ctx context.Context, op string, q driver.Query) ite
 	return func(yield func(*Instance, error) bool) {
 		start := time.Now()
 		seen := map[string]bool{}
+		stopped := false
+		each := func(in *driver.Instance) bool {
+			if seen[in.ID] || !m.owned(in.Labels) || !live(in) || !matches(in.Labels, q.Labels) {
+				return true
+			}
+			seen[in.ID] = true
+			stopped = !yield(m.instance(in), nil)
+			return !stopped
+		}
 		err := m.pages(ctx, op, q, func(page []*driver.Instance) bool {
 			for _, in := range page {
-				if seen[in.ID] || !m.owned(in.Labels) || !live(in) || !matches(in.Labels, q.Labels) {
-					continue
-				}
-				seen[in.ID] = true
-				if !yield(m.instance(in), nil) {
+				if !each(in) {
 					return false
 				}
 			}
 			return true
 		})
-		if err != nil {
+		// What this Provider made moments ago is listed even when the
+		// cloud's listing does not show it yet (it lags a create by
+		// seconds on DigitalOcean and EC2): it is read by its ID.
+		for _, id := range m.born.keys() {
+			if err != nil || stopped || seen[id] || m.gone.has(id) {
+				continue
+			}
+			if _, fresh := m.fresh(id); !fresh {
+				continue
+			}
+			in, gerr := m.get(ctx, op, id, m.pol.t.Lookup)
+			switch {
+			case gerr == nil:
+				each(in)
+			case KindOf(gerr) != KindNotFound:
+				err = gerr
+			}
+		}
+		if err != nil && !stopped {
 			yield(nil, m.fail(op, "", "", start, err))
 		}
 	}

@@ -102,3 +102,17 @@ func (r *recent) has(key string) bool {
 	_, ok := r.age(key)
 	return ok
 }
+
+// keys returns the keys added within the TTL.
+func (r *recent) keys() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ttl := r.ttl()
+	out := make([]string, 0, len(r.at))
+	for k, e := range r.at {
+		if time.Since(e.at) < ttl {
+			out = append(out, k)
+		}
+	}
+	return out
+}

@@ -163,28 +163,38 @@ func (m *machines) discardSnapshot(ctx context.Context, s *driver.Snapshot, mine
 // labels the cloud cannot show yet is taken only when this Provider
 // started it.
 func (m *machines) findSnapshot(ctx context.Context, instanceID, name, key string) (*driver.Snapshot, error) {
+	mine, _, err := m.snapshotsOf(ctx, instanceID, name, key)
+	return mine, err
+}
+
+// snapshotsOf looks at the snapshots of the machine: the request's own
+// (see findSnapshot), and a job in progress whose labels the cloud cannot
+// show yet and that this Provider did not start (someone's, or this
+// request's from another process).
+func (m *machines) snapshotsOf(ctx context.Context, instanceID, name, key string) (mine, unlabelled *driver.Snapshot, err error) {
 	const op = "CreateSnapshot"
 	q := driver.Query{InstanceID: instanceID, Labels: map[string]string{OwnerLabel: m.owner, keyLabel: key}}
-	var found *driver.Snapshot
-	err := m.snapshotPages(ctx, op, q, func(page []*driver.Snapshot) bool {
+	err = m.snapshotPages(ctx, op, q, func(page []*driver.Snapshot) bool {
 		for _, s := range page {
 			switch {
 			case s.State == driver.SnapshotFailed:
 			case m.owned(s.Labels) && s.Labels[keyLabel] == key:
-				found = s
+				mine = s
 				return false
 			case s.Labels == nil && m.startedJob(key, instanceID, s):
 				// This request's job: what it makes is named and
 				// labelled as the request asked.
 				c := *s
 				c.Name, c.Labels = name, map[string]string{OwnerLabel: m.owner, keyLabel: key}
-				found = &c
+				mine = &c
 				return false
+			case s.Labels == nil && s.Job != "" && s.State == driver.SnapshotPending:
+				unlabelled = s
 			}
 		}
 		return true
 	})
-	return found, err
+	return mine, unlabelled, err
 }
 
 // clockSkew is how far the cloud's clock may be from ours.
@@ -275,17 +285,45 @@ func (m *machines) startSnapshot(ctx context.Context, instanceID, name, key stri
 
 // startWhenFree starts the snapshot once the machine is no longer busy,
 // bounded by ActionComplete, unless this request's snapshot appears first.
+// A job in progress on the machine whose labels cannot be shown yet is
+// followed to its end, where its labels tell whose it was: this request's
+// (made by another process, or by a call that gave up) is adopted, and no
+// second is made while the listing has yet to show it.
 func (m *machines) startWhenFree(ctx context.Context, in *driver.SnapshotInput, name, key string) (*driver.Snapshot, error) {
 	const op = "CreateSnapshot"
 	var s *driver.Snapshot
 	var last error
 	w := waiter{Provider: m.name, Op: op, Resource: "instance", ID: in.InstanceID, Timeout: m.pol.t.ActionComplete,
 		Policy: ExponentialWait(m.pol.t.PollInterval/10, m.pol.t.PollInterval, 1.5, 0.2), Logger: m.pol.log}
+	var job *driver.Snapshot // the job in progress being followed
 	err := w.Wait(ctx, func(ctx context.Context) (bool, string, error) {
-		found, err := m.findSnapshot(ctx, in.InstanceID, name, key)
+		if job != nil {
+			err := m.pol.once(ctx, op, func(ctx context.Context) error {
+				next, err := m.snap.PollSnapshot(ctx, job)
+				if err == nil {
+					job = next
+				}
+				return err
+			})
+			switch {
+			case err != nil:
+				return false, "", err
+			case job.State == driver.SnapshotPending:
+				return false, "another snapshot of the machine in progress", nil
+			case job.State == driver.SnapshotAvailable && m.owned(job.Labels) && job.Labels[keyLabel] == key:
+				s, last = job, nil
+				return true, "", nil
+			}
+			job = nil // someone else's, done: the machine is free
+		}
+		found, other, err := m.snapshotsOf(ctx, in.InstanceID, name, key)
 		if err != nil || found != nil {
 			s, last = found, nil
 			return found != nil, "", err
+		}
+		if other != nil {
+			job = other
+			return false, "another snapshot of the machine in progress", nil
 		}
 		last = m.pol.once(ctx, op, func(ctx context.Context) error {
 			var err error

@@ -336,7 +336,7 @@ func (w *waiter) Wait(ctx context.Context, poll pollFunc) error {
 	// looking at the last moment (nor without polling at all).
 	final := finalPoll{}
 	if deadline, ok := ctx.Deadline(); ok {
-		final.margin = min(max(time.Until(deadline)/20, 5*time.Millisecond), time.Second)
+		final.margin = min(max(time.Until(deadline)/10, 5*time.Millisecond), 2*time.Second)
 	}
 	sleep := final.sleep
 	defer func() {

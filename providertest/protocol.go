@@ -168,13 +168,13 @@ func testConflicts(t *testing.T, h Harness) {
 func testLagPastLookup(t *testing.T, h Harness) {
 	opts := suiteOptions()
 	lookup := FastConfig(provider.Config{}).Timeouts.Lookup
-	opts.ConsistencyDelay = 4 * lookup
+	opts.ConsistencyDelay = cloudTime(4 * lookup)
 	e := setup(t, h, opts, nil)
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultLoseResponse})
 	req := h.Request(e.name("lag"))
 	inst, attempts, err := createRetrying(e.ctx, e.p, req, 60)
 	if err != nil {
-		t.Fatalf("CreateInstance after a lost answer with a listing lag of %v, %d attempts: %v", opts.ConsistencyDelay, attempts, err)
+		t.Fatalf("CreateInstance after a lost answer with a listing lag of %v, %d attempts: %v", 4*lookup, attempts, err)
 	}
 	live := e.liveNamed(req.Name)
 	if len(live) != 1 {
@@ -183,7 +183,7 @@ func testLagPastLookup(t *testing.T, h Harness) {
 	if e.modelID(inst.ID) != live[0].ID {
 		t.Errorf("CreateInstance returned %s, the machine is %d", inst.ID, live[0].ID)
 	}
-	t.Logf("lag of %v past a look-up window of %v: %d caller attempts, 1 machine", opts.ConsistencyDelay, lookup, attempts)
+	t.Logf("lag of %v past a look-up window of %v: %d caller attempts, 1 machine", 4*lookup, lookup, attempts)
 	e.waitReady(inst.ID)
 	e.destroy(inst.ID)
 	e.noLeaks()
@@ -230,7 +230,8 @@ func testRepublished(t *testing.T, h Harness) {
 // timeout minutes later.
 func testDestroyedDuringWait(t *testing.T, h Harness) {
 	opts := suiteOptions()
-	opts.BootDelay = time.Hour
+	opts.BootDelay = cloudTime(time.Hour)
+	opts.LockActions = simcloud.Off // someone else's destroy goes through at once
 	e := setup(t, h, opts, nil)
 	inst := e.create(h.Request(e.name("gone")))
 	go func() {
@@ -292,7 +293,7 @@ func testCancelPrompt(t *testing.T, h Harness) {
 	}
 	for _, c := range calls {
 		for _, op := range c.ops {
-			e.cloud.Inject(simcloud.Fault{Op: op, Kind: simcloud.FaultSlow, Delay: 5 * time.Second, Count: 20})
+			e.cloud.Inject(simcloud.Fault{Op: op, Kind: simcloud.FaultSlow, Delay: cloudTime(5 * time.Second), Count: 20})
 		}
 		ctx, cancel := context.WithCancel(e.ctx)
 		var at time.Time
@@ -337,7 +338,7 @@ func testSnapshotTimeout(t *testing.T, h Harness) {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
 			opts := suiteOptions()
-			opts.SnapshotDelay = 1500 * time.Millisecond
+			opts.SnapshotDelay = cloudTime(1500 * time.Millisecond)
 			e := setup(t, h, opts, nil)
 			if !e.p.Capabilities().Snapshots {
 				t.Skip("provider does not support snapshots")
@@ -399,4 +400,26 @@ func testSnapshotTimeout(t *testing.T, h Harness) {
 			e.noLeaks()
 		})
 	}
+}
+
+// testWaitPollsBeforeDeadline: a wait whose schedule would first poll
+// after its deadline (a prior far from the truth, a short timeout) still
+// polls once just before the deadline, and sees the machine ready.
+func testWaitPollsBeforeDeadline(t *testing.T, h Harness) {
+	opts := suiteOptions()
+	opts.BootDelay = cloudTime(200 * time.Millisecond)
+	e := setup(t, h, opts, func(c *provider.Config) {
+		c.Timeouts.InstanceReady = 2 * time.Second
+		c.WaitPolicy = provider.AdaptiveWait(time.Hour, time.Minute, time.Hour) // first poll at 48 minutes
+	})
+	inst := e.create(h.Request(e.name("deadline")))
+	got, err := e.p.WaitReady(e.ctx, inst.ID)
+	if err != nil {
+		t.Fatalf("WaitReady whose schedule polls after its deadline: %v, want the final poll to see the machine ready", err)
+	}
+	if !got.Ready() {
+		t.Errorf("WaitReady returned a machine that is not ready: %+v", got)
+	}
+	e.destroy(inst.ID)
+	e.noLeaks()
 }

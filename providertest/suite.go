@@ -70,6 +70,7 @@ func Run(t *testing.T, h Harness) {
 		{"DestroyedDuringWait", testDestroyedDuringWait},
 		{"CancelIsPrompt", testCancelPrompt},
 		{"SnapshotTimeoutAndCancelLeaveItFindable", testSnapshotTimeout},
+		{"WaitReadyPollsBeforeDeadline", testWaitPollsBeforeDeadline},
 		{"TTLBounds", testTTLBounds},
 		{"Reap", testReap},
 		{"SSHReachableWithInstalledKey", testSSHReachable},
@@ -109,9 +110,32 @@ func (e *env) name(tag string) string {
 	return fmt.Sprintf("ct-%s-%d", tag, nameSeq.Add(1))
 }
 
+// Scale is the time scale the suite's simulated clouds run at: a second
+// of the cloud's time is 10 ms of the test's. The clouds run in the
+// realistic world (simcloud.Realistic), every documented delay scaled.
+const Scale = 0.01
+
+// cloudTime converts a wall-clock duration of the test into the cloud's
+// time, in which Options and faults are given.
+func cloudTime(d time.Duration) time.Duration { return time.Duration(float64(d) / Scale) }
+
 // suiteOptions are the cloud options of most subtests.
 func suiteOptions() simcloud.Options {
-	return simcloud.Options{Seed: 1, BootDelay: suiteBoot, SnapshotDelay: suiteSnapshot}
+	o := Options()
+	o.BootDelay, o.SnapshotDelay = cloudTime(suiteBoot), cloudTime(suiteSnapshot)
+	return o
+}
+
+// Options returns the realistic world at the suite's time scale, for a
+// driver's own tests: machines boot, get their addresses, snapshot and go
+// away in their cloud's documented times, scaled by Scale; throttles,
+// locks, listing lag and destroy windows are on. Snapshots do not fail at
+// random (a test that wants failures asks for them).
+func Options() simcloud.Options {
+	o := simcloud.Realistic(Scale)
+	o.Seed = 1
+	o.SnapshotFailRate = -1
+	return o
 }
 
 // FastConfig tunes cfg for a simulated cloud's scaled-down time, as the
@@ -325,8 +349,8 @@ func testLifecycle(t *testing.T, h Harness) {
 	}
 
 	e.destroy(inst.ID)
-	if _, err := e.p.GetInstance(e.ctx, inst.ID); !errors.Is(err, provider.ErrNotFound) {
-		t.Errorf("GetInstance after destroy: %v, want ErrNotFound", err)
+	if got, err := e.p.GetInstance(e.ctx, inst.ID); !errors.Is(err, provider.ErrNotFound) && (err != nil || got.Status != provider.StatusDestroying) {
+		t.Errorf("GetInstance after destroy: %v, %v; want ErrNotFound or StatusDestroying", got, err)
 	}
 	list, err = e.p.ListInstances(e.ctx)
 	if err != nil {
@@ -446,7 +470,20 @@ func testGetMissing(t *testing.T, h Harness) {
 	}
 	inst := e.create(h.Request(e.name("gone")))
 	e.destroy(inst.ID)
-	_, err := e.p.GetInstance(e.ctx, inst.ID)
+	// Being destroyed, then gone: the cloud shows it for a while.
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for {
+		var got *provider.Instance
+		got, err = e.p.GetInstance(e.ctx, inst.ID)
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		if got.Status != provider.StatusDestroying {
+			t.Fatalf("GetInstance of a destroyed machine: status %v, want StatusDestroying until it is gone", got.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	wantKind(t, err, provider.ErrNotFound, "GetInstance(destroyed)")
 }
 
@@ -461,7 +498,10 @@ func (h Harness) MissingIDOr(def string) string {
 func testListPages(t *testing.T, h Harness) {
 	opts := suiteOptions()
 	opts.RateLimits = []simcloud.RateLimit{} // seeding thousands of rows is not what is paced here
-	e := setup(t, h, opts, nil)
+	opts.Buckets = map[string]simcloud.RateLimit{}
+	// A page of 1,000 EC2 instances takes seconds to encode and decode
+	// under the race detector: give each request the time.
+	e := setup(t, h, opts, func(c *provider.Config) { c.Timeouts.HTTPRequest = 2 * time.Minute })
 	ps := h.ListPageSize
 	if ps <= 0 {
 		ps = 50
@@ -616,7 +656,7 @@ func testUnknownImage(t *testing.T, h Harness) {
 
 func testWaitTimeout(t *testing.T, h Harness) {
 	opts := suiteOptions()
-	opts.BootDelay = time.Hour
+	opts.BootDelay = cloudTime(3 * time.Second) // past the 300ms wait; short enough for a cloud that refuses to destroy a booting machine (Hetzner) to let it go
 	e := setup(t, h, opts, func(c *provider.Config) { c.Timeouts.InstanceReady = 300 * time.Millisecond })
 	inst := e.create(h.Request(e.name("slow")))
 	_, err := e.p.WaitReady(e.ctx, inst.ID)
@@ -636,7 +676,7 @@ func testWaitTimeout(t *testing.T, h Harness) {
 
 func testWaitCancel(t *testing.T, h Harness) {
 	opts := suiteOptions()
-	opts.BootDelay = time.Hour
+	opts.BootDelay = cloudTime(3 * time.Second)
 	e := setup(t, h, opts, nil)
 	inst := e.create(h.Request(e.name("cancel")))
 	ctx, cancel := context.WithCancel(e.ctx)
@@ -657,7 +697,7 @@ func testWaitFaults(t *testing.T, h Harness) {
 	inst := e.create(h.Request(e.name("waitf")))
 	for _, op := range []simcloud.Op{simcloud.OpGetInstance, simcloud.OpGetAction} {
 		for _, k := range []simcloud.FaultKind{simcloud.FaultRateLimit, simcloud.FaultUnavailable, simcloud.FaultInternal, simcloud.FaultRateLimitBare, simcloud.FaultBadGateway, simcloud.FaultDrop} {
-			e.cloud.Inject(simcloud.Fault{Op: op, Kind: k, Delay: faultDelay})
+			e.cloud.Inject(simcloud.Fault{Op: op, Kind: k, Delay: cloudTime(faultDelay)})
 		}
 	}
 	e.waitReady(inst.ID)
@@ -815,11 +855,11 @@ func testErrAuth(t *testing.T, h Harness) {
 
 func testErrRateLimit(t *testing.T, h Harness) {
 	e := setup(t, h, suiteOptions(), nil)
-	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultRateLimit, Count: 1000, Delay: faultDelay})
+	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultRateLimit, Count: 1000, Delay: cloudTime(faultDelay)})
 	_, err := e.p.ListInstances(e.ctx)
 	wantKind(t, err, provider.ErrRateLimit, "ListInstances under a persistent 429")
-	if d, ok := provider.RetryAfter(err); !ok || d <= 0 {
-		t.Errorf("rate-limit error carries no Retry-After: %v", err)
+	if d, ok := provider.RetryAfter(err); ok && d <= 0 {
+		t.Errorf("rate-limit error carries a Retry-After of %v: %v", d, err)
 	}
 	if !provider.IsRetryable(err) {
 		t.Errorf("a rate-limit error is not reported retryable")
@@ -968,7 +1008,7 @@ func testRandomFaults(t *testing.T, h Harness) {
 			simcloud.OpCreateInstance, simcloud.OpGetInstance, simcloud.OpListInstances,
 			simcloud.OpDeleteInstance, simcloud.OpGetAction, simcloud.OpListImages, simcloud.OpGetImage,
 		},
-		Delay: faultDelay,
+		Delay: cloudTime(faultDelay),
 	})
 	const n = 8
 	var wg sync.WaitGroup

@@ -3,13 +3,16 @@ package aws_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go"
 
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/provider/aws"
@@ -23,10 +26,12 @@ func fastConfig(srv *simcloud.Server) provider.Config {
 }
 
 func fastOptions() simcloud.Options {
-	return simcloud.Options{BootDelay: 20 * time.Millisecond, SnapshotDelay: 20 * time.Millisecond}
+	o := providertest.Options()
+	o.BootDelay, o.SnapshotDelay = 2*time.Second, 2*time.Second // 20 ms at the suite's scale
+	return o
 }
 
-func setup(t *testing.T, opts simcloud.Options, hopts ...ec2sim.HandlerOption) (*simcloud.Server, *aws.Provider) {
+func setup(t *testing.T, opts simcloud.Options, hopts ...ec2sim.HandlerOption) (*simcloud.Server, provider.Provider) {
 	t.Helper()
 	srv := ec2sim.StartWith(t, opts, hopts...)
 	p, err := aws.Open(context.Background(), fastConfig(srv))
@@ -46,11 +51,13 @@ func model(t *testing.T, srv *simcloud.Server, id string) simcloud.Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := srv.Cloud.LookupInstance(n)
-	if err != nil {
-		t.Fatalf("instance %s: %v", id, err)
+	for _, in := range srv.Cloud.LiveInstances() { // the ground truth, visible to the API yet or not
+		if in.ID == n {
+			return in
+		}
 	}
-	return in
+	t.Fatalf("instance %s is not live in the simulated cloud", id)
+	return simcloud.Instance{}
 }
 
 func imageOf(t *testing.T, srv *simcloud.Server, id string) simcloud.Image {
@@ -78,8 +85,8 @@ func TestArchitecture(t *testing.T) {
 
 // TestAMIResolutionByArchitecture checks that Ubuntu and Debian specs boot
 // the newest official AMI of the instance type's architecture, never a
-// decoy (backports, minimal, Pro, pending, another owner's), and that the
-// lookup is cached per region.
+// decoy (backports, minimal, Pro, pending, another owner's), and that
+// creates made at once share one lookup (per region).
 func TestAMIResolutionByArchitecture(t *testing.T) {
 	srv, p := setup(t, fastOptions())
 	ctx := context.Background()
@@ -113,21 +120,37 @@ func TestAMIResolutionByArchitecture(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The first lookup is slow: the creates begun meanwhile wait for it
+	// and take its AMI.
+	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpListImages, Kind: simcloud.FaultSlow, Delay: time.Second})
 	before := srv.Cloud.Calls(simcloud.OpListImages)
-	req := request("cached")
-	if _, err := p.CreateInstance(ctx, req); err != nil {
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			if _, err := p.CreateInstance(ctx, request(fmt.Sprintf("fleet-%d", i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := srv.Cloud.Calls(simcloud.OpListImages) - before; n < 1 || n > 2 {
+		t.Errorf("6 creates made at once made %d image lookups, want them to share one (a late one may look again)", n)
+	}
+	before = srv.Cloud.Calls(simcloud.OpListImages)
+	if _, err := p.CreateInstance(ctx, request("later")); err != nil {
 		t.Fatal(err)
 	}
-	if n := srv.Cloud.Calls(simcloud.OpListImages) - before; n != 0 {
-		t.Errorf("a resolved image was looked up again (%d DescribeImages)", n)
+	if n := srv.Cloud.Calls(simcloud.OpListImages) - before; n != 1 {
+		t.Errorf("a later create made %d image lookups, want 1 (its own: an AMI may have been published since)", n)
 	}
-	req = request("other-region")
+	before = srv.Cloud.Calls(simcloud.OpListImages)
+	req := request("other-region")
 	req.Region = "eu-west-1"
 	if _, err := p.CreateInstance(ctx, req); err != nil {
 		t.Fatal(err)
 	}
 	if n := srv.Cloud.Calls(simcloud.OpListImages) - before; n != 1 {
-		t.Errorf("another region made %d image lookups, want 1 (the cache is per region)", n)
+		t.Errorf("a create in another region made %d image lookups, want 1", n)
 	}
 }
 
@@ -146,8 +169,8 @@ func TestImageQuery(t *testing.T) {
 }
 
 // TestLostCreateResponseMakesOneInstance loses RunInstances' answer after
-// the instance is made: the driver's retry with the same ClientToken, and
-// then the caller's repeated request, get that instance back.
+// the instance is made: the retry with the same ClientToken gets that
+// instance back, and the caller's repeated request finds it by name.
 func TestLostCreateResponseMakesOneInstance(t *testing.T) {
 	srv, p := setup(t, fastOptions())
 	ctx := context.Background()
@@ -168,8 +191,8 @@ func TestLostCreateResponseMakesOneInstance(t *testing.T) {
 	if st.Created != 1 || st.LiveInstances != 1 || again.ID != inst.ID {
 		t.Errorf("%d instances created, %d live, IDs %s and %s; want exactly one", st.Created, st.LiveInstances, inst.ID, again.ID)
 	}
-	if n := st.Calls[simcloud.OpCreateInstance]; n != 3 {
-		t.Errorf("%d RunInstances calls, want 3 (lost, retried, the caller's)", n)
+	if n := st.Calls[simcloud.OpCreateInstance]; n != 2 {
+		t.Errorf("%d RunInstances calls, want 2 (lost, retried with the same token; the caller's repeat finds it by name)", n)
 	}
 	m := model(t, srv, inst.ID)
 	if tok := m.ClientToken; len(tok) == 0 || len(tok) > 64 {
@@ -178,8 +201,9 @@ func TestLostCreateResponseMakesOneInstance(t *testing.T) {
 	t.Logf("lost create answer: %d RunInstances calls, %d instance, token %s", st.Calls[simcloud.OpCreateInstance], st.Created, m.ClientToken)
 }
 
-// TestCreateAfterDestroyMakesANewInstance: EC2 returns a terminated
-// instance for a reused ClientToken; the driver chains a new token.
+// TestCreateAfterDestroyMakesANewInstance: a create of a request whose
+// earlier machine was destroyed launches a new one (a new call, a new
+// token), and the next create finds that one.
 func TestCreateAfterDestroyMakesANewInstance(t *testing.T) {
 	srv, p := setup(t, fastOptions())
 	ctx := context.Background()
@@ -207,29 +231,128 @@ func TestCreateAfterDestroyMakesANewInstance(t *testing.T) {
 	}
 }
 
-// TestNewerAMIAfterALostAnswer: the AMI a spec resolves to changed between
-// two attempts with the same token (IdempotentParameterMismatch); the
-// instance the first made is adopted.
-func TestNewerAMIAfterALostAnswer(t *testing.T) {
+// publishNewerUbuntu adds an Ubuntu 24.04 x86_64 AMI newer than any in
+// the catalogue, as Canonical republishes under the same name pattern, and
+// returns its model ID.
+func publishNewerUbuntu(srv *simcloud.Server, date string) int64 {
+	return srv.Cloud.AddImage(simcloud.Image{Kind: simcloud.ImageDistribution,
+		Name:         "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-" + date,
+		Distribution: "Ubuntu", Version: "24.04", Arch: "x86_64", Owner: ec2sim.CanonicalOwner, MinDiskGB: 8,
+		CreatedAt: srv.Cloud.Now().Add(-time.Minute)})
+}
+
+// TestRepublishedAMI: Canonical publishes a newer AMI between two creates
+// of the same request (the first destroyed). Neither the Provider that
+// resolved the old AMI nor a new one fails (the old driver derived its
+// ClientToken from the request and got IdempotentParameterMismatch, then
+// failed every time); both boot the newer AMI; each create is one
+// RunInstances.
+func TestRepublishedAMI(t *testing.T) {
 	srv, p := setup(t, fastOptions())
 	ctx := context.Background()
-	req := request("newer")
+	req := request("republished")
 	first, err := p.CreateInstance(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Cloud.AddImage(simcloud.Image{Name: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20260101", Distribution: "Ubuntu",
-		Version: "24.04", Arch: "x86_64", Owner: ec2sim.CanonicalOwner, MinDiskGB: 8, CreatedAt: srv.Cloud.Now().Add(-time.Hour)})
+	old := model(t, srv, first.ID).ImageID
+	if err := p.DestroyInstance(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	newer := publishNewerUbuntu(srv, "20260101")
+	again, err := p.CreateInstance(ctx, req)
+	if err != nil {
+		t.Fatalf("the same request after a newer AMI, same Provider: %v", err)
+	}
+	if got := model(t, srv, again.ID).ImageID; got != newer {
+		t.Errorf("the same Provider boots image %d after a newer AMI, want the newer %d (the old was %d)", got, newer, old)
+	}
+	if err := p.DestroyInstance(ctx, again.ID); err != nil {
+		t.Fatal(err)
+	}
 	p2, err := aws.Open(ctx, fastConfig(srv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := p2.CreateInstance(ctx, req)
+	third, err := p2.CreateInstance(ctx, req)
 	if err != nil {
-		t.Fatalf("the same request after a newer AMI: %v", err)
+		t.Fatalf("the same request after a newer AMI, new Provider: %v", err)
 	}
-	if second.ID != first.ID || len(srv.Cloud.LiveInstances()) != 1 {
-		t.Errorf("got %s after %s with %d live instances; want the first adopted", second.ID, first.ID, len(srv.Cloud.LiveInstances()))
+	if got := model(t, srv, third.ID).ImageID; got != newer || got == old {
+		t.Errorf("the new Provider boots image %d, want the newer %d (the old was %d)", got, newer, old)
+	}
+	if n := srv.Cloud.Calls(simcloud.OpCreateInstance); n != 3 {
+		t.Errorf("%d RunInstances calls for three creates, want 3", n)
+	}
+	if n := len(srv.Cloud.LiveInstances()); n != 1 {
+		t.Errorf("%d live instances, want 1", n)
+	}
+}
+
+// TestRepublishedAMIAfterAnUnknownOutcome: a create's every attempt goes
+// unanswered (the first made the instance, which EC2 does not list yet), a
+// newer AMI is published, and the caller repeats the request: the repeat
+// sends the first call's token and AMI again and gets its instance, with
+// no IdempotentParameterMismatch and no second machine.
+func TestRepublishedAMIAfterAnUnknownOutcome(t *testing.T) {
+	opts := fastOptions()
+	opts.ConsistencyDelay = 2 * time.Second
+	srv, p := setup(t, opts)
+	ctx := context.Background()
+	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultLoseResponse})
+	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultDrop, Count: 100})
+	req := request("unknown-then-newer")
+	if _, err := p.CreateInstance(ctx, req); err == nil || !provider.IsRetryable(err) {
+		t.Fatalf("CreateInstance with every answer lost: %v, want a retryable error", err)
+	}
+	srv.Cloud.ClearFaults()
+	live := srv.Cloud.LiveInstances()
+	if len(live) != 1 {
+		t.Fatalf("%d live instances after the lost answers, want 1", len(live))
+	}
+	publishNewerUbuntu(srv, "20260201")
+	before := srv.Cloud.Calls(simcloud.OpCreateInstance)
+	inst, err := p.CreateInstance(ctx, req)
+	if err != nil {
+		t.Fatalf("the caller's repeat after a newer AMI: %v", err)
+	}
+	if n, _ := ec2sim.ModelID(inst.ID); n != live[0].ID || len(srv.Cloud.LiveInstances()) != 1 {
+		t.Errorf("the repeat returned %s with %d live instances; want the first one (%d)", inst.ID, len(srv.Cloud.LiveInstances()), live[0].ID)
+	}
+	// Either it is listed by now and adopted, or the first call's token
+	// and AMI go again: one call at most, never a mismatch.
+	if n := srv.Cloud.Calls(simcloud.OpCreateInstance) - before; n > 1 {
+		t.Errorf("the repeat made %d RunInstances calls, want at most 1 (the first call's token and AMI again)", n)
+	}
+}
+
+// TestCreateDestroyCyclesCostOneLaunchEach: 20 create/destroy cycles of
+// one request each launch a new instance with one RunInstances (the old
+// driver's cycle k cost k calls, and the 17th failed).
+func TestCreateDestroyCyclesCostOneLaunchEach(t *testing.T) {
+	srv, p := setup(t, fastOptions())
+	ctx := context.Background()
+	req := request("cycles")
+	seen := map[string]bool{}
+	for i := range 20 {
+		before := srv.Cloud.Calls(simcloud.OpCreateInstance)
+		inst, err := p.CreateInstance(ctx, req)
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i+1, err)
+		}
+		if n := srv.Cloud.Calls(simcloud.OpCreateInstance) - before; n != 1 {
+			t.Errorf("cycle %d cost %d RunInstances calls, want 1", i+1, n)
+		}
+		if seen[inst.ID] {
+			t.Fatalf("cycle %d returned %s again, a destroyed instance", i+1, inst.ID)
+		}
+		seen[inst.ID] = true
+		if err := p.DestroyInstance(ctx, inst.ID); err != nil {
+			t.Fatalf("cycle %d: %v", i+1, err)
+		}
+	}
+	if n := len(srv.Cloud.LiveInstances()); n != 0 {
+		t.Errorf("%d live instances after 20 cycles", n)
 	}
 }
 
@@ -469,14 +592,19 @@ func TestSDKRetriesAreOff(t *testing.T) {
 
 	client := ec2.New(ec2.Options{Region: testRegion, BaseEndpoint: awssdk.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider(srv.Cloud.Token(), "x", "")})
-	pn := aws.New(client, cfg)
+	pn, err := aws.New(client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv.Cloud.ResetCalls()
 	_, err = pn.ListInstances(ctx)
 	if err == nil || srv.Cloud.Calls(simcloud.OpListInstances) != 1 {
 		t.Errorf("New(client with the standard retryer): %v after %d calls, want 1 call", err, srv.Cloud.Calls(simcloud.OpListInstances))
 	}
 	cfg.Retry.MaxAttempts = 3
-	pn = aws.New(client, cfg)
+	if pn, err = aws.New(client, cfg); err != nil {
+		t.Fatal(err)
+	}
 	srv.Cloud.ResetCalls()
 	if _, err := pn.ListInstances(ctx); err != nil || srv.Cloud.Calls(simcloud.OpListInstances) != 2 {
 		t.Errorf("with our retries: %v after %d calls, want success after 2", err, srv.Cloud.Calls(simcloud.OpListInstances))
@@ -484,6 +612,9 @@ func TestSDKRetriesAreOff(t *testing.T) {
 	var got *ec2.Client
 	if !pn.As(&got) || got != client {
 		t.Error("As(**ec2.Client) does not give the client")
+	}
+	if _, err := aws.New(nil, cfg); !errors.Is(err, provider.ErrInvalidConfig) {
+		t.Errorf("New(nil): %v, want ErrInvalidConfig", err)
 	}
 }
 
@@ -495,6 +626,10 @@ func TestErrorClassification(t *testing.T) {
 	var perr *provider.Error
 	if !errors.As(err, &perr) || perr.Kind != provider.KindRateLimit || perr.Code != "RequestLimitExceeded" || perr.Status != 503 {
 		t.Errorf("throttling: %v, want rate limit with code RequestLimitExceeded and HTTP 503", err)
+	}
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "RequestLimitExceeded" {
+		t.Errorf("the SDK's error is not reachable with errors.As: %v", err)
 	}
 	srv.Cloud.ClearFaults()
 	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultUnavailable, Count: 100})
@@ -577,11 +712,18 @@ func TestDefaultCredentialChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.ListInstances(context.Background()); err != nil {
+	srv.Cloud.AddInstances(1, func(int) simcloud.InstanceSpec {
+		return simcloud.InstanceSpec{Name: "in-eu", Region: "eu-west-1", Size: "t3.micro", Labels: map[string]string{"managed-by": "spuff"}}
+	})
+	list, err := p.ListInstances(context.Background())
+	if err != nil {
 		t.Fatalf("ListInstances with credentials from the environment: %v", err)
 	}
-	if s := p.String(); !strings.Contains(s, "eu-west-1") || strings.Contains(s, srv.Cloud.Token()) {
-		t.Errorf("String() = %s", s)
+	if len(list) != 1 || list[0].Region != "eu-west-1" {
+		t.Errorf("ListInstances = %d instances, want the one in eu-west-1, AWS_REGION", len(list))
+	}
+	if s := fmt.Sprint(p); strings.Contains(s, srv.Cloud.Token()) || strings.Contains(s, "from-the-environment") {
+		t.Errorf("the Provider formats with a credential: %s", s)
 	}
 	cfg.AccessKeyID = "AKIDONLY"
 	if _, err := aws.Open(context.Background(), cfg); !errors.Is(err, provider.ErrAuthentication) {
@@ -589,11 +731,37 @@ func TestDefaultCredentialChain(t *testing.T) {
 	}
 }
 
+// TestMissingCredentials: with no credentials anywhere, the first call
+// fails with an authentication error naming the environment variables.
+func TestMissingCredentials(t *testing.T) {
+	srv := ec2sim.Start(t, fastOptions())
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	cfg := fastConfig(srv)
+	cfg.AccessKeyID, cfg.SecretAccessKey = "", ""
+	p, err := aws.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.ListInstances(context.Background())
+	if !errors.Is(err, provider.ErrAuthentication) || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") || provider.IsRetryable(err) {
+		t.Errorf("ListInstances without credentials: %v, want a final authentication error naming AWS_ACCESS_KEY_ID", err)
+	}
+	if n := srv.Cloud.TotalCalls(); n != 0 {
+		t.Errorf("%d calls reached the cloud without credentials", n)
+	}
+}
+
 // TestLargeAnswersWithoutRetries reads large answers with no retry
 // allowed: a read of the answer must never fail because net/http closed
 // the connection after a spurious write error on the request body.
 func TestLargeAnswersWithoutRetries(t *testing.T) {
-	srv := ec2sim.Start(t, simcloud.Options{RateLimits: []simcloud.RateLimit{}})
+	srv := ec2sim.Start(t, unlimited(providertest.Options()))
 	srv.Cloud.AddInstances(60, func(i int) simcloud.InstanceSpec {
 		return simcloud.InstanceSpec{Name: "big", Region: testRegion, Size: "t3.micro", Labels: map[string]string{"managed-by": "spuff"}}
 	})

@@ -3,148 +3,185 @@ package aws
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
-	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
-	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/provider/driver"
 )
 
-// classify turns an error of an EC2 call into a *provider.Error, by HTTP
-// status and, above all, by EC2's error code: EC2 answers most errors with
-// 400 and throttling with 503 RequestLimitExceeded.
-func classify(op string, err error) error {
+// classify turns an error of an EC2 call into a *driver.Error: by EC2's
+// error code above all (EC2 answers most errors with 400, throttling with
+// 503 RequestLimitExceeded and a shortage of capacity with 500
+// InsufficientInstanceCapacity), else by HTTP status. A request that got no
+// answer, or whose context ended, is returned as it is.
+func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	var perr *provider.Error
-	if errors.As(err, &perr) {
+	var de *driver.Error
+	if errors.As(err, &de) {
 		return err
 	}
-	var (
-		status int
-		header http.Header
-	)
+	status := 0
+	requestID := ""
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		status = re.HTTPStatusCode()
-		if re.Response != nil {
-			header = re.Response.Header
-		}
-	}
-	out := provider.Classify(Name, op, status, header, err)
-	if !errors.As(out, &perr) {
-		return out
+		requestID = re.ServiceRequestID()
 	}
 	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		perr.Code = ae.ErrorCode()
-		if k := kindForCode(perr.Code); k != provider.KindUnknown {
-			perr.Kind = k
+	if !errors.As(err, &ae) {
+		var dse *smithy.DeserializationError
+		switch {
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			return err
+		case errors.As(err, &dse):
+			// A garbled or cut-off answer: as good as a lost one.
+			return driver.Lost("the EC2 answer could not be read", err)
+		case status != 0:
+			return driver.FromStatus(status, nil, "", err)
+		case strings.Contains(err.Error(), "get identity"), strings.Contains(err.Error(), "failed to retrieve credentials"):
+			return &driver.Error{Kind: driver.KindAuthentication, Field: "Config.AccessKeyID", Message: missingCredentials, Err: err}
 		}
+		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return perr
+	code := ae.ErrorCode()
+	msg := ae.ErrorMessage()
+	if requestID != "" {
+		msg += " (request ID " + requestID + ")"
 	}
-	var de *smithy.DeserializationError
-	switch {
-	case perr.Code == "" && errors.As(err, &de):
-		// A garbled or cut-off answer: for a call that is safe to repeat,
-		// as good as a lost one.
-		perr.Kind = provider.KindNetwork
-		perr.Message = "the answer could not be read"
-	case perr.Code == "" && status == 0 && strings.Contains(err.Error(), "get identity"):
-		perr.Kind = provider.KindAuthentication
-		perr.Message = "no usable AWS credentials: set Config.AccessKeyID and Config.SecretAccessKey, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+	// The SDK's text repeats the code and message after the operation.
+	e := driver.FromStatus(status, nil, msg, driver.Quiet(err))
+	e.Code = code
+	if k := kindForCode(code, ae.ErrorMessage()); k != driver.KindUnknown {
+		e.Kind = k
 	}
-	if perr.Kind == provider.KindRateLimit && perr.RetryAfter == 0 && header != nil {
-		perr.RetryAfter = provider.ParseRetryAfter(header.Get("Retry-After"), time.Now())
+	switch e.Kind {
+	case driver.KindInvalidConfig:
+		e.Field = fieldOf(code, ae.ErrorMessage())
+	case driver.KindCapacity:
+		e.Field = "Size"
+	case driver.KindRateLimit:
+		e.RetryAfter = 0 // EC2 sends no Retry-After: the pacer's backoff decides
 	}
-	return perr
+	if code == "InvalidSnapshot.InUse" {
+		// The AMI being deregistered still holds it for a moment.
+		e.Retry = true
+	}
+	return e
 }
 
 // kindForCode maps EC2's error codes to portable kinds; KindUnknown leaves
 // the kind the HTTP status gave.
-func kindForCode(code string) provider.Kind {
+func kindForCode(code, msg string) driver.Kind {
 	switch code {
 	case "":
-		return provider.KindUnknown
+		return driver.KindUnknown
 	case "AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId", "SignatureDoesNotMatch",
 		"ExpiredToken", "IncompleteSignature", "MissingAuthenticationToken", "OptInRequired",
-		"Blocked", "PendingVerification", "AccessDenied", "AccessDeniedException":
-		return provider.KindAuthentication
+		"Blocked", "PendingVerification", "AccessDenied", "AccessDeniedException", "AuthFailure.ServiceLinkedRoleCreationNotPermitted":
+		return driver.KindAuthentication
 	case "RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled", "TooManyRequestsException":
-		return provider.KindRateLimit
-	case "InstanceLimitExceeded", "ResourceLimitExceeded", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded",
-		"SnapshotLimitExceeded", "VolumeLimitExceeded", "AddressLimitExceeded", "AMIQuotaExceeded":
-		return provider.KindQuotaExceeded
+		return driver.KindRateLimit
+	case "InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity",
+		"InsufficientReservedInstanceCapacity", "InsufficientCapacityOnHost":
+		return driver.KindCapacity
+	case "Unsupported":
+		// "Your requested instance type (…) is not supported in your
+		// requested Availability Zone (…)": that zone has no room for the
+		// type, another placement may.
+		if strings.Contains(strings.ToLower(msg), "availability zone") {
+			return driver.KindCapacity
+		}
+		return driver.KindNotSupported
+	case "IdempotentParameterMismatch", "InvalidAMIName.Duplicate":
+		return driver.KindConflict
 	case "InternalError", "InternalFailure", "Unavailable", "ServiceUnavailable",
-		"InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity",
 		"IncorrectInstanceState", "IncorrectState", "InvalidSnapshot.InUse", "DependencyViolation",
 		"InvalidAMIID.Unavailable":
-		return provider.KindAPI
+		return driver.KindAPI
 	case "InvalidParameterValue", "InvalidParameter", "InvalidParameterCombination", "MissingParameter",
-		"UnknownParameter", "InvalidAction", "NoSuchVersion", "IdempotentParameterMismatch",
-		"InvalidBlockDeviceMapping", "TagLimitExceeded", "Unsupported", "UnsupportedOperation",
-		"InvalidAMIName.Malformed", "InvalidAMIName.Duplicate":
-		return provider.KindInvalidConfig
+		"UnknownParameter", "InvalidAction", "NoSuchVersion", "InvalidBlockDeviceMapping", "TagLimitExceeded",
+		"UnsupportedOperation", "InvalidInstanceType", "InvalidUserData.Malformed":
+		return driver.KindInvalidConfig
 	}
 	switch {
 	case strings.HasSuffix(code, ".NotFound"):
-		return provider.KindNotFound
+		return driver.KindNotFound
 	case strings.HasSuffix(code, ".Malformed"):
-		return provider.KindInvalidConfig
+		return driver.KindInvalidConfig
+	case strings.HasSuffix(code, "LimitExceeded"), strings.HasSuffix(code, "QuotaExceeded"):
+		// InstanceLimitExceeded, VcpuLimitExceeded, ResourceLimitExceeded,
+		// SnapshotLimitExceeded, AMIQuotaExceeded… (RequestLimitExceeded
+		// and TagLimitExceeded are matched above).
+		return driver.KindQuotaExceeded
 	}
-	return provider.KindUnknown
+	return driver.KindUnknown
 }
 
-// codeOf returns the EC2 error code in err's chain, or "".
-func codeOf(err error) string {
-	var perr *provider.Error
-	if errors.As(err, &perr) && perr.Code != "" {
-		return perr.Code
+// fieldOf names the request field an invalid-parameter error is about, by
+// its code and message, or "".
+func fieldOf(code, msg string) string {
+	switch {
+	case strings.HasPrefix(code, "InvalidAMIID."), strings.HasPrefix(code, "InvalidAMIName."):
+		if strings.HasPrefix(code, "InvalidAMIName.") {
+			return "name"
+		}
+		return "Image"
+	case strings.HasPrefix(code, "InvalidKeyPair."):
+		return "SSHKeys"
+	case strings.HasPrefix(code, "InvalidUserData."):
+		return "UserData"
+	case code == "InvalidInstanceType":
+		return "Size"
+	case code == "TagLimitExceeded":
+		return "Labels"
 	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
+	m := strings.ToLower(msg)
+	for _, f := range []struct{ word, field string }{
+		{"instancetype", "Size"}, {"instance type", "Size"},
+		{"region", "Region"}, {"availability zone", "Region"},
+		{"user data", "UserData"}, {"userdata", "UserData"},
+		{"key pair", "SSHKeys"}, {"keyname", "SSHKeys"},
+		{"architecture", "Image"}, {"image", "Image"}, {"ami", "Image"},
+		{"tag", "Labels"},
+	} {
+		if strings.Contains(m, f.word) {
+			return f.field
+		}
 	}
 	return ""
 }
 
-func isNotFound(err error) bool { return errors.Is(err, provider.ErrNotFound) }
-
-// notFound is the error of a resource that does not exist (or is
-// terminated).
-func notFound(op, resource, id, msg string, cause error) *provider.Error {
-	return &provider.Error{Kind: provider.KindNotFound, Provider: Name, Op: op, Resource: resource, ID: id, Message: msg, Err: cause}
-}
-
-// invalidAs turns err into an invalid-config error about field, keeping
-// its code and cause.
-func invalidAs(err error, field string) error {
-	var perr *provider.Error
-	if !errors.As(err, &perr) {
+// createError refines the error of RunInstances: a reference of the
+// request that does not resolve (the AMI, the key pair, a subnet or
+// security group of the options) is invalid config naming it, not a
+// missing resource of the call.
+func createError(err error) error {
+	var e *driver.Error
+	if !errors.As(err, &e) || e.Kind != driver.KindNotFound {
 		return err
 	}
-	cp := *perr
-	cp.Kind = provider.KindInvalidConfig
-	cp.Field = field
+	field := ""
+	switch {
+	case strings.HasPrefix(e.Code, "InvalidAMIID."):
+		field = "Image"
+	case strings.HasPrefix(e.Code, "InvalidKeyPair."):
+		field = "SSHKeys"
+	case strings.HasPrefix(e.Code, "InvalidSubnetID."), strings.HasPrefix(e.Code, "InvalidSubnet."):
+		field = "WithSubnet"
+	case strings.HasPrefix(e.Code, "InvalidGroup."), strings.HasPrefix(e.Code, "InvalidSecurityGroupID."):
+		field = "WithSecurityGroups"
+	default:
+		return err
+	}
+	cp := *e
+	cp.Kind, cp.Field = driver.KindInvalidConfig, field
 	return &cp
 }
 
-// withID adds to err what the caller must know of a resource the failed
-// call may have left: its ID when known, and a note.
-func withID(err error, resource, id, note string) error {
-	var perr *provider.Error
-	if !errors.As(err, &perr) {
-		return err
-	}
-	if id != "" {
-		perr.Resource, perr.ID = resource, id
-	}
-	perr.Message = strings.TrimPrefix(perr.Message+"; "+note, "; ")
-	return err
-}
+// isNotFound reports whether a classified error says the resource does not
+// exist.
+func isNotFound(err error) bool { return driver.KindOf(err) == driver.KindNotFound }

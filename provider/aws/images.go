@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/provider/driver"
 )
 
 // The accounts that publish the official images.
@@ -21,17 +23,20 @@ const (
 	DebianOwner = "136693071363"
 )
 
-// imageTTL is how long a resolved AMI is reused before it is looked up
-// again (official images are republished every few weeks).
-const imageTTL = time.Hour
+// gravitonRe matches the families of Graviton (arm64) instance types: a
+// letter run, a generation digit, then "g" (t4g, m6gd, c7gn, im4gn,
+// is4gen, x2gd, g5g, hpc7g...).
+var gravitonRe = regexp.MustCompile(`^[a-z]+[0-9]+g[a-z]*$`)
 
-type imageKey struct {
-	region, spec, arch string
-}
-
-type cachedImage struct {
-	id, root string
-	at       time.Time
+// Architecture returns the CPU architecture of an instance type as EC2
+// names it: "arm64" for the Graviton families (a1, t4g, m6g, m7g, c7gn,
+// r8g, x2gd, im4gn, is4gen, g5g, ...), "x86_64" for the rest.
+func Architecture(instanceType string) string {
+	family, _, _ := strings.Cut(instanceType, ".")
+	if family == "a1" || gravitonRe.MatchString(family) {
+		return "arm64"
+	}
+	return "x86_64"
 }
 
 // ImageQuery returns the owner account and AMI name pattern (with *
@@ -44,45 +49,55 @@ type cachedImage struct {
 // debian-12-amd64-* (backports images, debian-12-backports-*, are
 // excluded when the newest is picked).
 func ImageQuery(kind provider.ImageKind, version, arch string) (owner, pattern string, ok bool) {
+	return imageQuery(kind.String(), version, arch)
+}
+
+func imageQuery(kind, version, arch string) (owner, pattern string, ok bool) {
 	a := "amd64"
 	if arch == "arm64" {
 		a = "arm64"
 	}
 	switch kind {
-	case provider.ImageUbuntu:
+	case driver.ImageUbuntu:
 		return CanonicalOwner, fmt.Sprintf("ubuntu/images/hvm-ssd*/ubuntu-*-%s-%s-server-*", version, a), true
-	case provider.ImageDebian:
+	case driver.ImageDebian:
 		return DebianOwner, fmt.Sprintf("debian-%s-%s-*", version, a), true
 	}
 	return "", "", false
 }
 
-// resolveImage returns the AMI to launch for spec on an instance of the
+type imageKey struct {
+	region, kind, version, arch string
+}
+
+type resolvedImage struct {
+	id, root string
+	done     time.Time // when the lookup that found it ended
+}
+
+// resolveImage returns the AMI to launch img from on an instance of the
 // given type in region, and its root device name when known. Ubuntu and
 // Debian versions resolve to the newest available official AMI of the
-// instance type's architecture, cached per region for an hour.
-func (p *Provider) resolveImage(ctx context.Context, region, size string, spec provider.ImageSpec) (ami, root string, err error) {
+// instance type's architecture, as EC2 lists it when the create call
+// begins: a lookup is shared by the creates made at once (those that begin
+// before it ends), never reused by a later one, so that an AMI Canonical
+// publishes between two creates is the one the second boots. (Each create
+// call resolves its AMI once, in Prepare, and sends it on every attempt:
+// a newer AMI never makes a call's retry differ from its first attempt.)
+// Custom images and snapshots are AMI IDs already.
+func (d *drv) resolveImage(ctx context.Context, region, size string, img driver.Image) (ami, root string, err error) {
 	arch := Architecture(size)
-	owner, pattern, ok := ImageQuery(spec.Kind, spec.Value, arch)
+	owner, pattern, ok := imageQuery(img.Kind, img.Value, arch)
 	if !ok {
-		return spec.Value, "", nil // an AMI ID: custom image or snapshot
+		return img.Value, "", nil
 	}
-	key := imageKey{region: region, spec: spec.String(), arch: arch}
-	p.mu.Lock()
-	c, hit := p.imageMap[key]
-	p.mu.Unlock()
-	if hit && time.Since(c.at) < imageTTL {
+	key := imageKey{region: region, kind: img.Kind, version: img.Value, arch: arch}
+	begun := time.Now()
+	d.fetchMu.Lock()
+	defer d.fetchMu.Unlock()
+	if c, hit := d.resolvedSince(key, begun); hit { // a lookup that ended while this call waited
 		return c.id, c.root, nil
 	}
-	p.fetchMu.Lock()
-	defer p.fetchMu.Unlock()
-	p.mu.Lock() // a lookup just made may have it
-	c, hit = p.imageMap[key]
-	p.mu.Unlock()
-	if hit && time.Since(c.at) < imageTTL {
-		return c.id, c.root, nil
-	}
-	const op = "CreateInstance"
 	in := &ec2.DescribeImagesInput{
 		Owners: []string{owner},
 		Filters: []types.Filter{
@@ -94,13 +109,9 @@ func (p *Provider) resolveImage(ctx context.Context, region, size string, spec p
 	var best *types.Image
 	var bestAt time.Time
 	for {
-		var out *ec2.DescribeImagesOutput
-		err := p.call(ctx, op, region, func(ctx context.Context, c *ec2.Client) (err error) {
-			out, err = c.DescribeImages(ctx, in, p.callOpt)
-			return err
-		})
+		out, err := d.client(region).DescribeImages(ctx, in, d.callOpt)
 		if err != nil {
-			return "", "", err
+			return "", "", classify(err)
 		}
 		for i := range out.Images {
 			m := &out.Images[i]
@@ -124,24 +135,35 @@ func (p *Provider) resolveImage(ctx context.Context, region, size string, spec p
 		in.NextToken = out.NextToken
 	}
 	if best == nil {
-		return "", "", &provider.Error{Kind: provider.KindInvalidConfig, Provider: Name, Op: op, Field: "Image",
-			Message: fmt.Sprintf("no available official %s AMI for %s in %s (owner %s, name %s)", spec, arch, region, owner, pattern)}
+		return "", "", driver.Invalid("Image", fmt.Sprintf("no available official %s %s AMI for %s in %s (owner %s, name %s)",
+			img.Kind, img.Value, arch, region, owner, pattern))
 	}
-	c = cachedImage{id: awssdk.ToString(best.ImageId), root: awssdk.ToString(best.RootDeviceName), at: time.Now()}
-	p.mu.Lock()
-	p.imageMap[key] = c
-	p.mu.Unlock()
-	p.policy.Log.Debug("spuff: resolved image", "provider", Name, "spec", spec.String(), "arch", arch, "region", region, "ami", c.id, "name", awssdk.ToString(best.Name))
+	c := resolvedImage{id: awssdk.ToString(best.ImageId), root: awssdk.ToString(best.RootDeviceName), done: time.Now()}
+	d.mu.Lock()
+	d.images[key] = c
+	d.mu.Unlock()
+	d.log.Debug("spuff: resolved image", "provider", Name, "image", img.Kind+":"+img.Value, "arch", arch, "region", region,
+		"ami", c.id, "name", awssdk.ToString(best.Name))
 	return c.id, c.root, nil
 }
 
-// rootDevice returns the root device name of an AMI.
-func (p *Provider) rootDevice(ctx context.Context, region, ami string) (string, error) {
-	m, err := p.image(ctx, "CreateInstance", region, ami)
+// resolvedSince returns the AMI of key a lookup found that ended after
+// begun.
+func (d *drv) resolvedSince(key imageKey, begun time.Time) (resolvedImage, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.images[key]
+	return c, ok && c.done.After(begun)
+}
+
+// rootDevice returns the root device name of an AMI in region. A missing
+// AMI is invalid config naming the image.
+func (d *drv) rootDevice(ctx context.Context, region, ami string) (string, error) {
+	m, err := d.describeImage(ctx, region, ami)
+	if isNotFound(err) {
+		return "", driver.Invalid("Image", fmt.Sprintf("no AMI %s in %s", ami, region))
+	}
 	if err != nil {
-		if isNotFound(err) {
-			return "", invalidAs(err, "Image")
-		}
 		return "", err
 	}
 	if r := awssdk.ToString(m.RootDeviceName); r != "" {
@@ -150,27 +172,17 @@ func (p *Provider) rootDevice(ctx context.Context, region, ami string) (string, 
 	return "/dev/xvda", nil
 }
 
-// image describes one AMI, retrying transient errors; a missing one gives
-// an error matching ErrNotFound.
-func (p *Provider) image(ctx context.Context, op, region, ami string) (*types.Image, error) {
-	var m *types.Image
-	err := p.policy.Call(ctx, op, func(ctx context.Context) (err error) {
-		m, err = p.describeImage(ctx, op, region, ami)
-		return err
-	})
-	return m, err
-}
-
-// describeImage describes one AMI once, with no retry.
-func (p *Provider) describeImage(ctx context.Context, op, region, ami string) (*types.Image, error) {
-	out, err := p.client(region).DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}}, p.callOpt)
+// describeImage describes one AMI in region; a missing one is an error of
+// KindNotFound.
+func (d *drv) describeImage(ctx context.Context, region, ami string) (*types.Image, error) {
+	out, err := d.client(region).DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}}, d.callOpt)
 	if err != nil {
-		return nil, classify(op, err)
+		return nil, classify(err)
 	}
 	for i := range out.Images {
 		if awssdk.ToString(out.Images[i].ImageId) == ami {
 			return &out.Images[i], nil
 		}
 	}
-	return nil, notFound(op, "snapshot", ami, "not in "+region, nil)
+	return nil, driver.NotFound("no AMI " + ami + " in " + region)
 }

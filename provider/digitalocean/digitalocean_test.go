@@ -121,7 +121,7 @@ func (e *env) live(name string) int {
 // TestListsEveryPage lists 450 managed droplets among others in the fewest
 // pages of 200.
 func TestListsEveryPage(t *testing.T) {
-	e := setup(t, simcloud.Options{RateLimits: []simcloud.RateLimit{}})
+	e := setup(t, noLimits(providertest.Options()))
 	e.cloud.AddInstances(500, func(i int) simcloud.InstanceSpec {
 		labels := map[string]string{"managed-by": "spuff", "i": fmt.Sprint(i)}
 		if i%10 == 9 {
@@ -150,7 +150,7 @@ func TestListsEveryPage(t *testing.T) {
 // made; the driver finds it by name and tag instead of making a second, and
 // a caller retrying with the same request gets the same droplet.
 func TestLostCreateAnswer(t *testing.T) {
-	e := setup(t, simcloud.Options{})
+	e := setup(t, providertest.Options())
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultLoseResponse})
 	inst, err := e.p.CreateInstance(e.ctx, request("lost-1"))
 	if err != nil {
@@ -181,7 +181,7 @@ func TestLostCreateAnswer(t *testing.T) {
 // TestCreateOutcomeUnknown: every attempt's answer is lost; the error says
 // the droplet exists and carries its ID.
 func TestCreateOutcomeUnknown(t *testing.T) {
-	e := setup(t, simcloud.Options{})
+	e := setup(t, providertest.Options())
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultLoseResponse})
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultNone}) // the lookup before creating
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultUnavailable, Count: 100})
@@ -211,7 +211,7 @@ func TestCreateOutcomeUnknown(t *testing.T) {
 // outcome is unknown, makes nothing while one may still appear, and makes
 // it once the cloud has had time to show it.
 func TestCreateRetriesRefusals(t *testing.T) {
-	e := setup(t, simcloud.Options{})
+	e := setup(t, providertest.Options())
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultRateLimit, Delay: 20 * time.Millisecond})
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultRateLimit})
 	if _, err := e.p.CreateInstance(e.ctx, request("refused-1")); err != nil {
@@ -245,7 +245,7 @@ func TestCreateRetriesRefusals(t *testing.T) {
 // TestLostSnapshotAction: the snapshot action's answer is lost; the driver
 // finds the pending action instead of asking for a second snapshot.
 func TestLostSnapshotAction(t *testing.T) {
-	e := setup(t, simcloud.Options{})
+	e := setup(t, providertest.Options())
 	inst, err := e.p.CreateInstance(e.ctx, request("snap-src"))
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +275,7 @@ func TestLostSnapshotAction(t *testing.T) {
 
 // TestErrors checks the classification by status.
 func TestErrors(t *testing.T) {
-	e := setup(t, simcloud.Options{MaxInstances: 1})
+	e := setup(t, maxInstances(providertest.Options(), 1))
 	if _, err := e.p.CreateInstance(e.ctx, request("q-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -290,8 +290,9 @@ func TestErrors(t *testing.T) {
 
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpGetInstance, Kind: simcloud.FaultRateLimit, Count: 100, Delay: 30 * time.Millisecond})
 	_, err = e.p.GetInstance(e.ctx, "100")
-	if d, ok := provider.RetryAfter(err); !errors.Is(err, provider.ErrRateLimit) || !ok || d != 30*time.Millisecond {
-		t.Errorf("under 429: %v (retry after %v), want ErrRateLimit after 30ms", err, d)
+	// DigitalOcean says Retry-After in whole seconds.
+	if d, ok := provider.RetryAfter(err); !errors.Is(err, provider.ErrRateLimit) || !ok || d != time.Second {
+		t.Errorf("under 429: %v (retry after %v), want ErrRateLimit after 1s", err, d)
 	}
 	e.cloud.ClearFaults()
 
@@ -311,7 +312,7 @@ func TestErrors(t *testing.T) {
 // TestHugeAnswerIsBounded: an answer that never ends is cut at 16 MiB and
 // retried, not read into memory whole.
 func TestHugeAnswerIsBounded(t *testing.T) {
-	e := setup(t, simcloud.Options{})
+	e := setup(t, providertest.Options())
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultHuge})
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultMalformed})
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: simcloud.FaultTruncated})

@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/provider/digitalocean"
+	"github.com/spuffgo/spuff/providertest"
 	"github.com/spuffgo/spuff/providertest/dosim"
-	"github.com/spuffgo/spuff/providertest/simcloud"
 )
 
 // devBox is the code under test: it starts a machine and returns its IP.
@@ -32,7 +31,7 @@ func devBox(ctx context.Context, p provider.Provider) (netip.Addr, error) {
 // when the test ends; srv.Cloud can inject faults and tells what exists.
 func Example_simulatedAPI() {
 	ctx := context.Background()
-	srv := dosim.NewServer(simcloud.Options{BootDelay: 50 * time.Millisecond})
+	srv := dosim.NewServer(providertest.Options())
 	defer srv.Close()
 	p, _ := digitalocean.Open(ctx, dosim.Config(srv)) // endpoint, token, waits in simulated time
 	ip, err := devBox(ctx, p)

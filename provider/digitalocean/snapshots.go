@@ -129,7 +129,9 @@ func (d *drv) madeBy(ctx context.Context, droplet int, s *driver.Snapshot, since
 			m := &imgs[i]
 			name, ls := unmarked(m.Name)
 			created, _ := time.Parse(time.RFC3339, m.Created)
-			if name != s.Name || !sameLabels(ls, s.Labels) || (!since.IsZero() && !created.IsZero() && created.Before(since.Add(-time.Minute))) {
+			// A job found without its request (another process's) has no
+			// name: the newest snapshot since it began is what it made.
+			if (s.Name != "" && name != s.Name) || !sameLabels(ls, s.Labels) || (!since.IsZero() && !created.IsZero() && created.Before(since.Add(-time.Minute))) {
 				continue
 			}
 			if found == nil || m.ID > found.ID {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/provider/hetzner"
+	"github.com/spuffgo/spuff/providertest"
 	"github.com/spuffgo/spuff/providertest/hcloudsim"
 	"github.com/spuffgo/spuff/providertest/simcloud"
 )
@@ -18,7 +19,7 @@ import (
 // test, hcloudsim.Start(t, opts) does the first two lines and closes the
 // server at the test's end.
 func Example_simulatedCloud() {
-	cloud := hcloudsim.NewCloud(simcloud.Options{})
+	cloud := hcloudsim.NewCloud(providertest.Options())
 	srv := simcloud.NewServer(cloud, hcloudsim.Handler(cloud))
 	defer srv.Close()
 
@@ -53,7 +54,7 @@ func Example_simulatedCloud() {
 // ClientOptions (a paced transport, hcloud-go's retries off) and add your
 // own options after them. As reaches the client again.
 func ExampleNew() {
-	srv := hcloudsim.NewServer(simcloud.Options{})
+	srv := hcloudsim.NewServer(providertest.Options())
 	defer srv.Close()
 
 	cfg := provider.Config{Endpoint: srv.URL, Token: provider.Secret(srv.Cloud.Token())}

@@ -10,7 +10,6 @@ import (
 	"github.com/spuffgo/spuff/provider/hetzner"
 	"github.com/spuffgo/spuff/providertest"
 	"github.com/spuffgo/spuff/providertest/hcloudsim"
-	"github.com/spuffgo/spuff/providertest/simcloud"
 )
 
 // badRequests are the invalid requests of this cloud's own rules, which
@@ -30,7 +29,7 @@ func badRequests() []providertest.BadRequest {
 // naming the field. (An empty name gets a generated one.)
 func TestBadSnapshotNameMakesNoCall(t *testing.T) {
 	t.Parallel()
-	srv := hcloudsim.Start(t, simcloud.Options{})
+	srv := hcloudsim.Start(t, providertest.Options())
 	p, err := hetzner.Open(context.Background(), fastConfig(srv))
 	if err != nil {
 		t.Fatal(err)

@@ -69,7 +69,9 @@ func start(t *testing.T, opts simcloud.Options) (*simcloud.Server, provider.Prov
 }
 
 func fastOpts() simcloud.Options {
-	return simcloud.Options{BootDelay: 50 * time.Millisecond, SnapshotDelay: 50 * time.Millisecond}
+	o := providertest.Options()
+	o.BootDelay, o.SnapshotDelay = 5*time.Second, 5*time.Second // 50 ms at the suite's scale
+	return o
 }
 
 // TestLostCreateResponse: the create's answer is lost after the server was
@@ -182,6 +184,9 @@ func TestLostSnapshotResponse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := p.WaitReady(ctx, inst.ID); err != nil { // a booting server is locked
+		t.Fatal(err)
+	}
 	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateSnapshot, Kind: simcloud.FaultLoseResponse})
 	snap, err := p.CreateSnapshot(ctx, inst.ID, "nightly")
 	if err != nil {
@@ -249,7 +254,7 @@ func TestSDKRetriesOff(t *testing.T) {
 		kind     simcloud.FaultKind
 		attempts int
 	}{{simcloud.FaultBadGateway, 1}, {simcloud.FaultUnavailable, 1}, {simcloud.FaultRateLimitBare, 1}, {simcloud.FaultBadGateway, 3}} {
-		srv := hcloudsim.Start(t, simcloud.Options{})
+		srv := hcloudsim.Start(t, providertest.Options())
 		cfg := fastConfig(srv)
 		cfg.Retry.MaxAttempts = tc.attempts
 		p, err := hetzner.Open(context.Background(), cfg)
@@ -345,7 +350,7 @@ func TestErrors(t *testing.T) {
 
 // TestToken: Config.Token, else HCLOUD_TOKEN, else HETZNER_TOKEN.
 func TestToken(t *testing.T) {
-	srv := hcloudsim.Start(t, simcloud.Options{})
+	srv := hcloudsim.Start(t, providertest.Options())
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
@@ -388,7 +393,7 @@ func TestToken(t *testing.T) {
 
 // TestNewWithClient: the direct constructor on a caller's client.
 func TestNewWithClient(t *testing.T) {
-	srv := hcloudsim.Start(t, simcloud.Options{})
+	srv := hcloudsim.Start(t, providertest.Options())
 	cfg := provider.Config{Endpoint: srv.URL, Token: provider.Secret(srv.Cloud.Token())}
 	opts, err := hetzner.ClientOptions(cfg)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/spuffgo/spuff/internal/apispec"
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/provider/hetzner"
+	"github.com/spuffgo/spuff/providertest"
 	"github.com/spuffgo/spuff/providertest/hcloudsim"
 	"github.com/spuffgo/spuff/providertest/simcloud"
 )
@@ -100,6 +101,9 @@ func TestOpenAPIValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := p.WaitReady(ctx, armInst.ID); err != nil { // a booting server is locked
+		t.Fatal(err)
+	}
 
 	// hcloud-go's own action polling (GET /actions?id=…) on the same API.
 	var client *hcloud.Client
@@ -156,7 +160,7 @@ func TestOpenAPIValidation(t *testing.T) {
 			t.Errorf("delete snapshot %s: %v", id, err)
 		}
 	}
-	quotaSrv, quotaV := validated(t, simcloud.Options{MaxInstances: 1}, nil)
+	quotaSrv, quotaV := validated(t, maxInstances(providertest.Options(), 1), nil)
 	pq, _ := hetzner.Open(ctx, fastConfig(quotaSrv))
 	if _, err := pq.CreateInstance(ctx, harness.Request("q1")); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,16 @@
 // Requests carry the token srv.Cloud.Token() as "Authorization: Bearer".
 // srv.Cloud is the model: inject faults with Inject, seed accounts with
 // AddInstances, and assert on Stats and LiveInstances.
+//
+// In the realistic world (simcloud.Realistic) the limits are the API
+// reference's (RealisticRateLimits: a burst 429 says retry-after in whole
+// seconds, an hourly one does not; GET /v2/account/keys has its own
+// limit), a droplet is still returned for seconds after its DELETE (status
+// as before, locked), a new droplet is missing from listings for seconds,
+// some run a while before their public address shows, and a create the
+// region cannot place answers 422 "Size is not available in this region."
+// (simcloud.Cloud.SetCapacity, FaultCapacity) or "Region is not available"
+// (DisableRegion, FaultRegionDisabled), apart from the droplet-limit quota.
 package dosim
 
 import (
@@ -32,12 +42,60 @@ import (
 	"github.com/spuffgo/spuff/providertest/simcloud"
 )
 
-// DigitalOcean's published API rate limits: 250 requests per minute and
-// 5,000 per hour, per account.
+// RateLimits are the simple world's rate limits: DigitalOcean's published
+// 250 requests per minute and 5,000 per hour, per account, as token
+// buckets, every 429 with a Retry-After. RealisticRateLimits are the
+// realistic world's.
 var RateLimits = []simcloud.RateLimit{
 	{Requests: 250, Per: time.Minute},
 	{Requests: 5000, Per: time.Hour},
 }
+
+// RealisticRateLimits are DigitalOcean's rate limits as its API reference
+// describes them (DigitalOcean API v2, "Rate Limit"), per token:
+//   - 250 requests per minute, the burst limit: a 429 over it carries
+//     retry-after, whole seconds ("retry-after: 29"), and
+//     ratelimit-remaining 0;
+//   - 5,000 requests per hour, each request on its own one-hour timer: a
+//     429 over it carries no retry-after, and ratelimit-reset is when the
+//     oldest request expires;
+//   - 10 GET /v2/account/keys per 60 seconds ("Only 10 GET requests to the
+//     /v2/account/keys endpoint to list SSH keys can be made per 60
+//     seconds"), on top of the others; the reference names no retry-after
+//     for it, so none is sent.
+//
+// The minute window is modelled with per-request timers too.
+func RealisticRateLimits() []simcloud.RateLimit {
+	return []simcloud.RateLimit{
+		{Name: windowMinute, Requests: 250, Per: time.Minute, Sliding: true},
+		{Name: windowHour, Requests: 5000, Per: time.Hour, Sliding: true, NoRetryAfter: true},
+		{Name: windowKeys, Requests: 10, Per: time.Minute, Sliding: true, NoRetryAfter: true, Ops: []simcloud.Op{simcloud.OpListSSHKeys}},
+	}
+}
+
+// The names of the realistic windows, read by RateHeaders.
+const (
+	windowMinute = "minute"
+	windowHour   = "hour"
+	windowKeys   = "ssh-keys"
+)
+
+// The realistic world's DigitalOcean numbers that are not published;
+// estimates from observed behaviour.
+const (
+	// realBoot is create to "active": most droplets take under a minute.
+	realBoot = 45 * time.Second
+	// realSnapshot is a droplet snapshot of a small disk: a few minutes.
+	realSnapshot = 4 * time.Minute
+	// realDestroy is how long a droplet is still returned (GET, listings)
+	// after its DELETE answered 204: seconds (godo issue 146: "wait 3-4
+	// sec for the droplet to be deleted for real"; vagrant-digitalocean
+	// issue 213: "in like 10 seconds").
+	realDestroy = 5 * time.Second
+	// realListing is how long a new droplet is missing from listings by tag
+	// or name.
+	realListing = 3 * time.Second
+)
 
 // SizeInfo is what the dialect shows of a size beyond the model's
 // simcloud.Size: prices and description.
@@ -98,8 +156,13 @@ var Images = []CatalogImage{
 }
 
 // Defaults fills what opts leaves empty with DigitalOcean's catalogue and
-// limits: the regions and sizes above, and RateLimits when opts.RateLimits
-// is nil (a non-nil empty slice means no rate limit).
+// limits: the regions and sizes above, and the world's rate limits when
+// opts.RateLimits is nil (a non-nil empty slice means no rate limit):
+// RateLimits in the simple world; in the realistic one RealisticRateLimits,
+// Retry-After in whole seconds, droplets that take most of a minute to
+// boot, snapshots that take minutes, droplets still returned for seconds
+// after their DELETE and missing from listings for seconds after their
+// create (see the real* constants).
 func Defaults(opts simcloud.Options) simcloud.Options {
 	if len(opts.Regions) == 0 {
 		for slug := range Regions {
@@ -113,9 +176,22 @@ func Defaults(opts simcloud.Options) simcloud.Options {
 			opts.Sizes[slug] = s.Size
 		}
 	}
-	if opts.RateLimits == nil {
-		opts.RateLimits = slices.Clone(RateLimits)
+	if !opts.IsRealistic() {
+		if opts.RateLimits == nil {
+			opts.RateLimits = slices.Clone(RateLimits)
+		}
+		return opts
 	}
+	if opts.RateLimits == nil {
+		opts.RateLimits = RealisticRateLimits()
+	}
+	if opts.RetryAfter == simcloud.RetryAfterAuto {
+		opts.RetryAfter = simcloud.RetryAfterWholeSeconds
+	}
+	simcloud.SetDefault(&opts.BootDelay, realBoot)
+	simcloud.SetDefault(&opts.SnapshotDelay, realSnapshot)
+	simcloud.SetDefault(&opts.DestroyDelay, realDestroy)
+	simcloud.SetDefault(&opts.ListingDelay, realListing)
 	return opts
 }
 

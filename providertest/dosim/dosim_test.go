@@ -518,6 +518,7 @@ func TestRateLimit(t *testing.T) {
 
 // TestLabelsTags checks the label ↔ tag mapping both ways.
 func TestLabelsTags(t *testing.T) {
+	t.Parallel()
 	labels := map[string]string{"managed-by": "spuff", "env": "prod", "flag": ""}
 	tags := dosim.Tags(labels)
 	if !slices.Equal(tags, []string{"env:prod", "flag", "managed-by:spuff"}) {

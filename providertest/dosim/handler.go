@@ -243,6 +243,8 @@ func errorStatus(c simcloud.Code) (int, string) {
 		return http.StatusBadGateway, "bad_gateway"
 	case simcloud.CodeUnavailable:
 		return http.StatusServiceUnavailable, "service_unavailable"
+	case simcloud.CodeChanged:
+		return http.StatusConflict, "conflict"
 	case "bad_request":
 		return http.StatusBadRequest, "bad_request"
 	}
@@ -263,22 +265,37 @@ func errorMessage(e *simcloud.Error) string {
 	case simcloud.CodeQuota:
 		// DigitalOcean's wording, which clients match to tell a quota.
 		return "creating this/these droplet(s) will exceed your droplet limit: " + e.Message
+	case simcloud.CodeCapacity:
+		// What DigitalOcean answers (422) for a size it cannot place in a
+		// region: not a quota.
+		return "Size is not available in this region."
+	case simcloud.CodeRegionDisabled:
+		return "Region is not available"
+	case simcloud.CodeLocked:
+		return "Droplet already has a pending event."
 	}
 	return e.Message
 }
 
 // RateHeaders sets RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset
 // (Unix seconds) of the account's longest window, as DigitalOcean reports
-// its hourly limit (simcloud.Dialect).
+// its hourly limit (simcloud.Dialect). Over the burst limit (the realistic
+// window "minute"), RateLimit-Remaining is 0, as in the reference's sample
+// of a burst 429.
 func (h *Handler) RateHeaders(hdr http.Header, windows []simcloud.WindowState) {
 	if len(windows) == 0 {
 		return
 	}
 	w := windows[0]
-	for _, x := range windows[1:] {
+	burst := false
+	for _, x := range windows {
 		if x.Per > w.Per {
 			w = x
 		}
+		burst = burst || (x.Throttled && x.Name == windowMinute)
+	}
+	if burst {
+		w.Remaining = 0
 	}
 	// Like DigitalOcean, the headers speak of the hourly window only; the
 	// per-minute one shows itself by 429s.

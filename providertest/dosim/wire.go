@@ -217,7 +217,7 @@ func (h *Handler) region(slug string) wireRegion {
 		sizes = append(sizes, s)
 	}
 	slices.Sort(sizes)
-	return wireRegion{Name: name, Slug: slug, Available: true, Sizes: sizes,
+	return wireRegion{Name: name, Slug: slug, Available: !h.cloud.RegionDisabled(slug), Sizes: sizes,
 		Features: []string{"backups", "ipv6", "metadata", "install_agent", "storage", "image_transfer"}}
 }
 
@@ -331,8 +331,16 @@ func (h *Handler) droplet(in simcloud.Instance) wireDroplet {
 		VPCUUID:  vpcUUID(in.Region),
 		Networks: wireNetworks{V4: []wireNetworkV4{}, V6: []wireNetworkV6{}},
 	}
-	if d.Status == "deleted" {
+	switch d.Status {
+	case simcloud.StateDeleted:
 		d.Status = "archive"
+	case simcloud.StateDeleting:
+		// A droplet whose DELETE was answered is still returned, as it was
+		// (its destroy event locks it) until it is gone.
+		d.Status, d.Locked = simcloud.StateActive, true
+		if now.Before(in.ReadyAt) {
+			d.Status = simcloud.StateNew
+		}
 	}
 	if img, err := h.cloud.GetImage(in.ImageID); err == nil {
 		d.Image = h.image(img)

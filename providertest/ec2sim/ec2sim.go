@@ -21,39 +21,40 @@
 //
 // # Operations
 //
-// RunInstances (with ClientToken idempotency: the same token returns the
-// same reservation, other parameters give IdempotentParameterMismatch),
-// DescribeInstances (filters tag:KEY, tag-key, tag-value,
-// instance-state-name, instance-id, instance-type, image-id, client-token,
-// key-name, availability-zone; MaxResults 5 to 1000 with NextToken, not
-// combinable with InstanceId), TerminateInstances, CreateImage (an AMI with
-// one EBS snapshot of the root volume behind it), DescribeImages (Owner
-// self, amazon or account IDs; filters name with * and ? wildcards,
-// architecture, state, tag:KEY, tag-key, owner-id, image-id, is-public,
-// image-type, root-device-type, virtualization-type, description),
-// DeregisterImage (with DeleteAssociatedSnapshots), DeleteSnapshot,
-// DescribeSnapshots, CreateTags and DescribeKeyPairs.
+// RunInstances (MinCount to MaxCount instances in one reservation, as many
+// as quota and capacity allow; ClientToken idempotency: the same token
+// returns the same reservation, other parameters give
+// IdempotentParameterMismatch — in the realistic world any other
+// parameter, as EC2 documents), DescribeInstances (filters tag:KEY,
+// tag-key, tag-value, instance-state-name, instance-id, instance-type,
+// image-id, client-token, key-name, availability-zone; MaxResults 5 to
+// 1000 with NextToken, not combinable with InstanceId), TerminateInstances,
+// CreateImage (an AMI with one EBS snapshot of the root volume behind it),
+// DescribeImages (Owner self, amazon or account IDs; filters name with *
+// and ? wildcards, architecture, state, tag:KEY, tag-key, owner-id,
+// image-id, is-public, image-type, root-device-type, virtualization-type,
+// description), DeregisterImage (with DeleteAssociatedSnapshots),
+// DeleteSnapshot, DescribeSnapshots, CreateTags and DescribeKeyPairs.
 //
-// Instances go pending → running and get a public IP shortly before; a
-// terminated instance stays visible as "terminated" for
-// simcloud.Options.Retention (one hour by default, as in EC2). With
-// Options.ConsistencyDelay or an injected simcloud.FaultConsistency, a new
-// instance answers InvalidInstanceID.NotFound to every call for a while,
-// as EC2 does right after a launch.
+// Instances go pending → running and get a public IP shortly before (in the
+// realistic world a few only after they run); TerminateInstances answers
+// shutting-down, the instance stays "shutting-down" for
+// simcloud.Options.DestroyDelay (30 s in the realistic world, 0 in the
+// simple one), then "terminated" for simcloud.Options.Retention (one hour by
+// default, as in EC2). With Options.ConsistencyDelay or an injected
+// simcloud.FaultConsistency, a new instance answers
+// InvalidInstanceID.NotFound to every call for a while, as EC2 does right
+// after a launch; Options.ListingDelay keeps it out of listings longer.
+// AMIs go pending → available, or pending → failed.
 //
-// # Errors
+// # Throttling
 //
-// Errors are EC2's: <Response><Errors><Error><Code>…</Code><Message>…
-// </Message></Error></Errors><RequestID>…</RequestID></Response> with
-// AuthFailure (401), UnauthorizedOperation (403), RequestLimitExceeded (503,
-// the answer to throttling and to simcloud.FaultRateLimit), InternalError
-// (500), Unavailable (503), and, with status 400,
-// InvalidInstanceID.NotFound, InvalidInstanceID.Malformed,
-// InvalidAMIID.NotFound, InvalidAMIID.Malformed, InvalidSnapshot.NotFound,
-// InvalidSnapshot.InUse, InvalidKeyPair.NotFound, InvalidAMIName.Malformed,
-// InvalidAMIName.Duplicate, InstanceLimitExceeded, ResourceLimitExceeded,
-// InvalidParameterValue, InvalidParameterCombination, MissingParameter,
-// IdempotentParameterMismatch and InvalidAction.
+// The simple world throttles every action on one bucket (RateLimit); the
+// realistic world as EC2 documents, per account and region, each action on
+// a bucket of its own sized by its class, RunInstances and
+// TerminateInstances also on a bucket of instances (see Buckets). Either
+// answers RequestLimitExceeded, HTTP 503; the realistic world without
+// Retry-After, as EC2.
 //
 // # Catalogue
 //
@@ -61,13 +62,23 @@
 // (owner 136693071363) AMIs of several dates for x86_64 and arm64, and
 // decoys an image resolver must not pick: a newer debian-12-backports-*
 // image, Ubuntu minimal and Pro images, an image that is still pending, and
-// an "Ubuntu" image of another owner.
+// an "Ubuntu" image of another owner. In the realistic world each region
+// has its own copy of every AMI, with its own ID, and RepublishImage
+// publishes a newer build under the same name pattern.
+//
+// # Key pairs
+//
+// The account's key pairs are the model's; DescribeKeyPairs reports their
+// fingerprints as EC2 does in the realistic world (KeyFingerprint), and the
+// realistic account also holds an imported and an EC2-created RSA key.
 package ec2sim
 
 import (
 	"fmt"
 	"maps"
 	"net/http"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,22 +119,102 @@ var Sizes = map[string]simcloud.Size{
 	"m7g.large": {Arch: "arm64", VCPUs: 2, MemoryMB: 8192, DiskGB: 8},
 }
 
-// RateLimit is EC2's default request token bucket for non-mutating
-// actions, which Defaults applies to every call: a bucket of 100 requests
-// refilled at 20 per second.
+// RateLimit is the simple world's single request bucket for every action:
+// 100 requests refilled at 20 per second (EC2's non-mutating class, applied
+// to all). The realistic world uses Buckets instead.
 var RateLimit = simcloud.RateLimit{Requests: 100, Per: 5 * time.Second}
 
-// DefaultRetention is how long a terminated instance stays visible.
+// DefaultRetention is how long a terminated instance stays visible ("about
+// an hour", EC2 User Guide, Terminate Amazon EC2 instances).
 const DefaultRetention = time.Hour
 
-// Defaults fills the dialect's defaults into the zero fields of opts: EC2's
-// request rate limit (a nil RateLimits; an empty non-nil slice means
-// unlimited), the Regions and Sizes catalogues, and the retention of
-// terminated instances.
-func Defaults(opts simcloud.Options) simcloud.Options {
-	if opts.RateLimits == nil {
-		opts.RateLimits = []simcloud.RateLimit{RateLimit}
+// The bucket definitions of Buckets: a class of actions, or one action
+// with a bucket of its own. Each API action draws from its own bucket of
+// its class's size (Charge.Key is the action).
+const (
+	BucketNonMutating           = "non-mutating"
+	BucketUnfiltered            = "unfiltered-non-mutating"
+	BucketMutating              = "mutating"
+	BucketRunInstances          = "RunInstances"
+	BucketRunInstancesRes       = "RunInstances/instances"
+	BucketTerminateInstances    = "TerminateInstances"
+	BucketTerminateInstancesRes = "TerminateInstances/instances"
+	BucketCreateTags            = "CreateTags"
+	BucketDeregisterImage       = "DeregisterImage"
+	BucketDeleteSnapshot        = "DeleteSnapshot"
+)
+
+// bucket is a token bucket of size tokens refilled at rate a second.
+func bucket(size int, rate float64) simcloud.RateLimit {
+	return simcloud.RateLimit{Requests: size, Per: time.Duration(float64(size) / rate * float64(time.Second)), NoRetryAfter: true}
+}
+
+// Buckets returns EC2's documented default token buckets per account and
+// region (EC2 Developer Guide, "Request throttling for the Amazon EC2 API":
+// request token bucket sizes and refill rates; resource token bucket sizes
+// and refill rates), as bucket maximum capacity / refill per second:
+//   - non-mutating actions (Describe*, filtered or paginated): 100 / 20;
+//   - unfiltered and unpaginated non-mutating actions (of those the
+//     dialect serves, DescribeInstances and DescribeSnapshots requested
+//     with neither a filter nor MaxResults/NextToken; an ID list is not a
+//     filter): 50 / 10;
+//   - mutating actions not listed otherwise (CreateImage): 50 / 5;
+//   - RunInstances 5 / 2, plus a resource bucket of 1,000 instances
+//     refilled at 2 a second, charged the instances asked for (MaxCount);
+//   - TerminateInstances 100 / 5, plus 1,000 instances refilled at 20;
+//   - CreateTags 100 / 10; DeregisterImage and DeleteSnapshot 100 / 5.
+//
+// A throttled call gets RequestLimitExceeded without Retry-After.
+func Buckets() map[string]simcloud.RateLimit {
+	return map[string]simcloud.RateLimit{
+		BucketNonMutating:           bucket(100, 20),
+		BucketUnfiltered:            bucket(50, 10),
+		BucketMutating:              bucket(50, 5),
+		BucketRunInstances:          bucket(5, 2),
+		BucketRunInstancesRes:       bucket(1000, 2),
+		BucketTerminateInstances:    bucket(100, 5),
+		BucketTerminateInstancesRes: bucket(1000, 20),
+		BucketCreateTags:            bucket(100, 10),
+		BucketDeregisterImage:       bucket(100, 5),
+		BucketDeleteSnapshot:        bucket(100, 5),
 	}
+}
+
+// The realistic world's EC2 numbers that are not published; estimates.
+const (
+	// realBoot is pending to running: about half a minute for a Linux
+	// instance on EBS.
+	realBoot = 30 * time.Second
+	// realAMI is CreateImage to "available": several minutes for a small
+	// root volume.
+	realAMI = 5 * time.Minute
+	// realAMIFailRate is the share of AMIs that go pending, then failed.
+	realAMIFailRate = 0.01
+	// realConsistency is how long a new instance answers
+	// InvalidInstanceID.NotFound (EC2 Developer Guide, "Eventual
+	// consistency in the Amazon EC2 API": changes take a few seconds, at
+	// times longer).
+	realConsistency = 2 * time.Second
+	// realListing is how long a new instance is missing from filtered
+	// DescribeInstances listings.
+	realListing = 5 * time.Second
+	// realShuttingDown is how long a terminated instance is
+	// "shutting-down" ("tens of seconds") before "terminated".
+	realShuttingDown = 30 * time.Second
+)
+
+// Defaults fills the dialect's defaults into the zero fields of opts: the
+// Regions and Sizes catalogues, the retention of terminated instances,
+// and the world's rate limit. The simple world has one 100-token bucket
+// refilled at 20 a second for every action (RateLimit; a nil RateLimits,
+// an empty non-nil slice means unlimited) and a fractional Retry-After.
+// The realistic world has EC2's per-action and resource Buckets, no
+// global RateLimits, no Retry-After, instances that run for a while
+// without a public IP, AMIs that take minutes and sometimes fail,
+// eventual consistency and listing lag, a shutting-down window, per-region
+// AMI IDs, strict client tokens and EC2's key fingerprints (see the
+// real* constants and Buckets for the numbers).
+func Defaults(opts simcloud.Options) simcloud.Options {
 	if opts.Regions == nil {
 		opts.Regions = append([]string(nil), Regions...)
 	}
@@ -133,14 +224,42 @@ func Defaults(opts simcloud.Options) simcloud.Options {
 	if opts.Retention == 0 {
 		opts.Retention = DefaultRetention
 	}
+	if !opts.IsRealistic() {
+		if opts.RateLimits == nil {
+			opts.RateLimits = []simcloud.RateLimit{RateLimit}
+		}
+		return opts
+	}
+	if opts.RateLimits == nil {
+		opts.RateLimits = []simcloud.RateLimit{}
+	}
+	if opts.Buckets == nil {
+		opts.Buckets = Buckets()
+	}
+	if opts.RetryAfter == simcloud.RetryAfterAuto {
+		opts.RetryAfter = simcloud.RetryAfterNever
+	}
+	simcloud.SetDefault(&opts.BootDelay, realBoot)
+	simcloud.SetDefault(&opts.SnapshotDelay, realAMI)
+	simcloud.SetDefault(&opts.ConsistencyDelay, realConsistency)
+	simcloud.SetDefault(&opts.ListingDelay, realListing)
+	simcloud.SetDefault(&opts.DestroyDelay, realShuttingDown)
+	if opts.SnapshotFailRate == 0 {
+		opts.SnapshotFailRate = realAMIFailRate
+	}
 	return opts
 }
 
 // NewCloud returns a cloud with the dialect's defaults and its AMI
-// catalogue.
+// catalogue (one copy per region when the cloud's RegionalImages is on, as
+// in the realistic world); the realistic world's account also has an
+// imported and an EC2-created RSA key pair.
 func NewCloud(opts simcloud.Options) *simcloud.Cloud {
 	c := simcloud.New(Defaults(opts))
 	AddCatalog(c)
+	if c.Options().IsRealistic() {
+		addRealisticKeys(c)
+	}
 	return c
 }
 
@@ -243,47 +362,117 @@ func debArch(arch string) string {
 }
 
 // AddCatalog adds the dialect's AMI catalogue to c (NewCloud does). Each
-// image's CreatedAt is the date in its name.
+// image's CreatedAt is the date in its name. With the cloud's
+// RegionalImages on, each AMI is published once per region, with an ID of
+// its own, as EC2's AMI IDs differ from region to region; otherwise one
+// image serves every region.
 func AddCatalog(c *simcloud.Cloud) {
 	now := c.Now()
-	for _, ci := range catalog() {
-		created, _ := time.Parse("20060102", ci.date)
-		created = created.Add(12 * time.Hour)
-		ready := created
-		if ready.After(now) {
-			ready = now
+	regions := [][]string{nil}
+	if c.RegionalImages() {
+		regions = regions[:0]
+		for _, r := range c.Options().Regions {
+			regions = append(regions, []string{r})
 		}
-		if ci.pending {
-			ready = now.Add(100 * 365 * 24 * time.Hour)
+	}
+	for _, in := range regions {
+		for _, ci := range catalog() {
+			created, _ := time.Parse("20060102", ci.date)
+			created = created.Add(12 * time.Hour)
+			ready := created
+			if ready.After(now) {
+				ready = now
+			}
+			if ci.pending {
+				ready = now.Add(100 * 365 * 24 * time.Hour)
+			}
+			desc := fmt.Sprintf("Canonical, %s, %s", ci.distro, ci.version)
+			if ci.owner == DebianOwner {
+				desc = "Debian " + ci.version + " (" + ci.date + ")"
+			}
+			c.AddImage(simcloud.Image{
+				Kind:         simcloud.ImageDistribution,
+				Name:         ci.name,
+				Description:  desc,
+				Distribution: ci.distro,
+				Version:      ci.version,
+				Arch:         ci.arch,
+				Owner:        ci.owner,
+				Regions:      in,
+				MinDiskGB:    8,
+				SizeGB:       2,
+				CreatedAt:    created,
+				ReadyAt:      ready,
+			})
 		}
-		desc := fmt.Sprintf("Canonical, %s, %s", ci.distro, ci.version)
-		if ci.owner == DebianOwner {
-			desc = "Debian " + ci.version + " (" + ci.date + ")"
-		}
-		c.AddImage(simcloud.Image{
-			Kind:         simcloud.ImageDistribution,
-			Name:         ci.name,
-			Description:  desc,
-			Distribution: ci.distro,
-			Version:      ci.version,
-			Arch:         ci.arch,
-			Owner:        ci.owner,
-			MinDiskGB:    8,
-			SizeGB:       2,
-			CreatedAt:    created,
-			ReadyAt:      ready,
-		})
 	}
 }
 
-// FindImage returns the model ID of the catalogue AMI with the given name,
-// or 0.
+// FindImage returns the model ID of the catalogue AMI with the given name
+// (the one of the first region, Regions[0], when AMIs are regional), or 0.
 func FindImage(c *simcloud.Cloud, name string) int64 {
-	page, _ := c.ListImages(func(m *simcloud.Image) bool { return m.Name == name }, 0, 1)
+	region := ""
+	if c.RegionalImages() && len(c.Options().Regions) > 0 {
+		region = c.Options().Regions[0]
+	}
+	return FindImageIn(c, region, name)
+}
+
+// FindImageIn returns the model ID of the newest AMI with the given name
+// offered in region ("" for any), or 0.
+func FindImageIn(c *simcloud.Cloud, region, name string) int64 {
+	page, _ := c.ListImages(func(m *simcloud.Image) bool {
+		return m.Name == name && (region == "" || len(m.Regions) == 0 || slices.Contains(m.Regions, region))
+	}, 0, 0)
 	if len(page) == 0 {
 		return 0
 	}
-	return page[0].ID
+	return page[len(page)-1].ID
+}
+
+// datedName matches a catalogue AMI name's date: "-20250115" at the end
+// (Ubuntu) or "-20250112-1989" (Debian, with a build number).
+var datedName = regexp.MustCompile(`-(\d{8})(-(\d+))?$`)
+
+// RepublishImage publishes the successor of the catalogue AMI called name
+// in every region that has it, as Canonical and Debian publish a new build
+// under the same name pattern: the same name with the date of the cloud's
+// clock (at least a day after the old one) and, for Debian, the next build
+// number. The newest AMI of the pattern then changes: a create that
+// resolves it again gets another image ID. It returns the new AMI IDs by
+// region ("" when the AMI serves every region).
+func RepublishImage(c *simcloud.Cloud, name string) (map[string]string, error) {
+	m := datedName.FindStringSubmatch(name)
+	if m == nil {
+		return nil, fmt.Errorf("ec2sim: %q does not end with a date", name)
+	}
+	old, _ := time.Parse("20060102", m[1])
+	date := c.Now().UTC().Truncate(24 * time.Hour)
+	if !date.After(old) {
+		date = old.AddDate(0, 0, 1)
+	}
+	next := strings.TrimSuffix(name, m[0]) + "-" + date.Format("20060102")
+	if m[3] != "" {
+		build, _ := strconv.Atoi(m[3])
+		next += "-" + strconv.Itoa(build+1)
+	}
+	page, _ := c.ListImages(func(im *simcloud.Image) bool { return im.Name == name && im.Kind == simcloud.ImageDistribution }, 0, 0)
+	if len(page) == 0 {
+		return nil, fmt.Errorf("ec2sim: no catalogue AMI %q", name)
+	}
+	out := make(map[string]string, len(page))
+	for _, im := range page {
+		id, err := c.RepublishImage(im.ID, next)
+		if err != nil {
+			return nil, fmt.Errorf("ec2sim: republishing %s: %w", name, err)
+		}
+		region := ""
+		if len(im.Regions) > 0 {
+			region = im.Regions[0]
+		}
+		out[region] = ImageID(id)
+	}
+	return out, nil
 }
 
 // The EC2 ID prefixes of the model's resources.
@@ -342,6 +531,7 @@ func Handler(c *simcloud.Cloud, opts ...HandlerOption) http.Handler {
 	for _, o := range opts {
 		o(&h.cfg)
 	}
+	h.ec2Fingerprints = h.cfg.fingerprints.Enabled(c.Options().IsRealistic())
 	return h
 }
 
@@ -351,6 +541,16 @@ type HandlerOption func(*handlerConfig)
 
 type handlerConfig struct {
 	ignoreDeleteAssociated bool
+	fingerprints           simcloud.Switch
+}
+
+// Fingerprints picks how DescribeKeyPairs reports fingerprints: On for
+// EC2's own formats (see KeyFingerprint), Off for the model's MD5 of the
+// key blob (DigitalOcean's and Hetzner's form, what the dialect always
+// sent before). simcloud.Auto, the default, is EC2's in the realistic
+// world.
+func Fingerprints(s simcloud.Switch) HandlerOption {
+	return func(c *handlerConfig) { c.fingerprints = s }
 }
 
 // IgnoreDeleteAssociatedSnapshots makes DeregisterImage ignore its

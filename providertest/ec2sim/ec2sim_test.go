@@ -105,22 +105,18 @@ func newest(t *testing.T, c *ec2.Client, owner, pattern, arch string) string {
 	return best
 }
 
-func waitRunning(t *testing.T, c *ec2.Client, id string) types.Instance {
+// runningNow describes id and checks it is running with a public IP.
+func runningNow(t *testing.T, c *ec2.Client, id string) types.Instance {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out, err := c.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-		if err == nil && len(out.Reservations) == 1 {
-			in := out.Reservations[0].Instances[0]
-			if in.State.Name == types.InstanceStateNameRunning && in.PublicIpAddress != nil {
-				return in
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("instance %s not running with an IP: %v", id, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	out, err := c.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil || len(out.Reservations) != 1 {
+		t.Fatalf("describing %s: %v", id, err)
 	}
+	in := out.Reservations[0].Instances[0]
+	if in.State.Name != types.InstanceStateNameRunning || in.PublicIpAddress == nil {
+		t.Fatalf("instance %s is %s with IP %v, want running with one", id, in.State.Name, awssdk.ToString(in.PublicIpAddress))
+	}
+	return in
 }
 
 func run(t *testing.T, c *ec2.Client, ami, itype, token string, tags ...types.Tag) (*ec2.RunInstancesOutput, error) {
@@ -147,6 +143,7 @@ func catalogAMI(t *testing.T, srv *simcloud.Server, name string) string {
 const jammy = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20250110"
 
 func TestIDs(t *testing.T) {
+	t.Parallel()
 	if got := ec2sim.InstanceID(0x186a1); got != "i-000000000000186a1" {
 		t.Errorf("InstanceID = %q", got)
 	}
@@ -164,6 +161,7 @@ func TestIDs(t *testing.T) {
 }
 
 func TestClientTokenIdempotency(t *testing.T) {
+	t.Parallel()
 	srv := ec2sim.Start(t, simcloud.Options{})
 	c := sdk(t, srv, "us-east-1")
 	ami := catalogAMI(t, srv, jammy)
@@ -204,6 +202,7 @@ func TestClientTokenIdempotency(t *testing.T) {
 }
 
 func TestRunInstancesChecks(t *testing.T) {
+	t.Parallel()
 	srv := ec2sim.Start(t, simcloud.Options{})
 	c := sdk(t, srv, "us-east-1")
 	ctx := context.Background()
@@ -230,7 +229,8 @@ func TestRunInstancesChecks(t *testing.T) {
 		{"reserved tag", func(in *ec2.RunInstancesInput) {
 			in.TagSpecifications = []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{tagOf("aws:x", "y")}}}
 		}, "InvalidParameterValue", 400},
-		{"two instances", func(in *ec2.RunInstancesInput) { in.MaxCount = awssdk.Int32(2) }, "InvalidParameterValue", 400},
+		{"MinCount over MaxCount", func(in *ec2.RunInstancesInput) { in.MinCount = awssdk.Int32(3) }, "InvalidParameterCombination", 400},
+		{"MaxCount over 1000", func(in *ec2.RunInstancesInput) { in.MaxCount = awssdk.Int32(1001) }, "InvalidParameterValue", 400},
 	}
 	for _, tc := range cases {
 		in := base()
@@ -262,6 +262,7 @@ func TestRunInstancesChecks(t *testing.T) {
 }
 
 func TestDescribeInstances(t *testing.T) {
+	t.Parallel()
 	srv := ec2sim.Start(t, simcloud.Options{RateLimits: []simcloud.RateLimit{}})
 	c := sdk(t, srv, "us-east-1")
 	ctx := context.Background()
@@ -317,6 +318,7 @@ func TestDescribeInstances(t *testing.T) {
 }
 
 func TestTerminatedInstancesStayVisible(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -356,7 +358,9 @@ func TestTerminatedInstancesStayVisible(t *testing.T) {
 }
 
 func TestEventualConsistency(t *testing.T) {
-	srv := ec2sim.Start(t, simcloud.Options{})
+	t.Parallel()
+	clk := newClock()
+	srv := ec2sim.Start(t, simcloud.Options{Now: clk.Now})
 	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultConsistency, Delay: 200 * time.Millisecond})
 	c := sdk(t, srv, "us-east-1")
 	ctx := context.Background()
@@ -369,13 +373,14 @@ func TestEventualConsistency(t *testing.T) {
 	wantCode(t, err, "InvalidInstanceID.NotFound", 400)
 	_, err = c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
 	wantCode(t, err, "InvalidInstanceID.NotFound", 400)
-	time.Sleep(250 * time.Millisecond)
+	clk.Advance(200 * time.Millisecond)
 	if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Errorf("after the consistency window: %v", err)
 	}
 }
 
 func TestThrottlingAndAuth(t *testing.T) {
+	t.Parallel()
 	srv := ec2sim.Start(t, simcloud.Options{RateLimits: []simcloud.RateLimit{{Requests: 2, Per: time.Hour}}})
 	c := sdk(t, srv, "us-east-1")
 	ctx := context.Background()
@@ -425,6 +430,7 @@ func TestThrottlingAndAuth(t *testing.T) {
 }
 
 func TestImagesAndCatalogue(t *testing.T) {
+	t.Parallel()
 	srv := ec2sim.Start(t, simcloud.Options{})
 	c := sdk(t, srv, "eu-west-1")
 	ctx := context.Background()
@@ -468,6 +474,7 @@ func TestImagesAndCatalogue(t *testing.T) {
 }
 
 func TestImagesAndEBSSnapshots(t *testing.T) {
+	t.Parallel()
 	for _, ignore := range []bool{false, true} {
 		name := "DeleteAssociatedSnapshots"
 		var hopts []ec2sim.HandlerOption
@@ -542,6 +549,7 @@ func TestImagesAndEBSSnapshots(t *testing.T) {
 }
 
 func TestRegionsAndKeyPairs(t *testing.T) {
+	t.Parallel()
 	srv := ec2sim.Start(t, simcloud.Options{})
 	ctx := context.Background()
 	eu, us := sdk(t, srv, "eu-west-1"), sdk(t, srv, "us-east-1")

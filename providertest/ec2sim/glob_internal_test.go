@@ -3,6 +3,7 @@ package ec2sim
 import "testing"
 
 func TestGlob(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		pattern, s string
 		want       bool

@@ -33,9 +33,10 @@ const (
 var keyCreateTime = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 
 type handler struct {
-	cloud *simcloud.Cloud
-	cfg   handlerConfig
-	seq   atomic.Uint64
+	cloud           *simcloud.Cloud
+	cfg             handlerConfig
+	ec2Fingerprints bool
+	seq             atomic.Uint64
 }
 
 // apiError is an EC2 error answer.
@@ -61,7 +62,12 @@ func missing(param string) *apiError {
 // injected faults) as EC2 does.
 type dialect struct{}
 
-func (dialect) WriteError(w http.ResponseWriter, _ *http.Request, err *simcloud.Error) {
+func (dialect) WriteError(w http.ResponseWriter, r *http.Request, err *simcloud.Error) {
+	if err.Code == simcloud.CodeCapacity || err.Code == simcloud.CodeRegionDisabled {
+		_, region := credential(r)
+		writeError(w, insufficientCapacity(r.Form.Get("InstanceType"), region+"a"))
+		return
+	}
 	writeError(w, modelError(err, "", ""))
 }
 
@@ -107,6 +113,12 @@ func modelError(err *simcloud.Error, resource, id string) *apiError {
 			return badRequest("InvalidAMIID.Unavailable", "%s", err.Message)
 		}
 		return badRequest("IncorrectState", "%s", err.Message)
+	case simcloud.CodeCapacity, simcloud.CodeRegionDisabled:
+		return insufficientCapacity("", "")
+	case simcloud.CodeLocked:
+		return badRequest("IncorrectInstanceState", "%s", err.Message)
+	case simcloud.CodeChanged:
+		return badRequest("IncorrectState", "%s", err.Message)
 	case simcloud.CodeDependency:
 		if resource == "snapshot" {
 			return badRequest("InvalidSnapshot.InUse", "The snapshot %s is currently in use", id)
@@ -114,6 +126,25 @@ func modelError(err *simcloud.Error, resource, id string) *apiError {
 		return badRequest("DependencyViolation", "%s", err.Message)
 	}
 	return invalidValue("%s", err.Message)
+}
+
+// insufficientCapacity is EC2's answer when an Availability Zone has no
+// room for an instance type (size, or "" when unknown):
+// InsufficientInstanceCapacity, HTTP 500 (which the SDKs' retryers take for
+// a transient server error), worded as EC2 words it.
+func insufficientCapacity(size, az string) *apiError {
+	what := "capacity"
+	if size != "" {
+		what = size + " capacity"
+	}
+	zone := "the Availability Zone you requested"
+	if az != "" {
+		zone += " (" + az + ")"
+	}
+	return &apiError{http.StatusInternalServerError, "InsufficientInstanceCapacity",
+		"We currently do not have sufficient " + what + " in " + zone + ". " +
+			"Our system will be working on provisioning additional capacity. You can currently get " + what +
+			" by not specifying an Availability Zone in your request or choosing a different Availability Zone."}
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
@@ -176,7 +207,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	form := r.Form
 	action := form.Get("Action")
 	akid, region := credential(r)
-	h.cloud.Serve(w, r, dialect{}, opOf(action, form), akid, func(w http.ResponseWriter) {
+	admit := simcloud.Call{Op: opOf(action, form), Credential: akid, Scope: region, Charges: charges(action, form)}
+	h.cloud.ServeCall(w, r, dialect{}, admit, func(w http.ResponseWriter) {
 		w.Header().Set("X-Amzn-Requestid", reqID)
 		c := &call{h: h, w: w, form: form, region: region, now: h.cloud.Now()}
 		if e := c.run(action); e != nil {
@@ -217,6 +249,37 @@ func opOf(action string, form url.Values) simcloud.Op {
 		return simcloud.OpListSSHKeys
 	}
 	return simcloud.OpOther
+}
+
+// charges returns the token buckets an action draws from (see Buckets):
+// its own bucket of its class's size, and for RunInstances and
+// TerminateInstances the resource bucket, charged one token per instance.
+func charges(action string, form url.Values) []simcloud.Charge {
+	req := func(bucket string) simcloud.Charge { return simcloud.Charge{Bucket: bucket, Key: action} }
+	switch action {
+	case "RunInstances":
+		n, _ := strconv.Atoi(form.Get("MaxCount"))
+		return []simcloud.Charge{req(BucketRunInstances), {Bucket: BucketRunInstancesRes, Tokens: max(n, 1)}}
+	case "TerminateInstances":
+		return []simcloud.Charge{req(BucketTerminateInstances), {Bucket: BucketTerminateInstancesRes, Tokens: max(len(members(form, "InstanceId")), 1)}}
+	case "CreateTags":
+		return []simcloud.Charge{req(BucketCreateTags)}
+	case "DeregisterImage":
+		return []simcloud.Charge{req(BucketDeregisterImage)}
+	case "DeleteSnapshot":
+		return []simcloud.Charge{req(BucketDeleteSnapshot)}
+	case "DescribeInstances", "DescribeSnapshots":
+		if len(indexes(form, "Filter")) == 0 && !form.Has("MaxResults") && !form.Has("NextToken") {
+			return []simcloud.Charge{req(BucketUnfiltered)}
+		}
+		return []simcloud.Charge{req(BucketNonMutating)}
+	case "":
+		return nil
+	}
+	if strings.HasPrefix(action, "Describe") || strings.HasPrefix(action, "Get") || strings.HasPrefix(action, "List") {
+		return []simcloud.Charge{req(BucketNonMutating)}
+	}
+	return []simcloud.Charge{req(BucketMutating)}
 }
 
 // call is one admitted API call.
@@ -555,9 +618,11 @@ var (
 
 func (c *call) instanceState(in *simcloud.Instance) stateXML {
 	switch in.State(c.now) {
-	case "new":
+	case simcloud.StateNew:
 		return statePending
-	case "deleted":
+	case simcloud.StateDeleting:
+		return stateShuttingDown
+	case simcloud.StateDeleted:
 		return stateTerminated
 	}
 	return stateRunning
@@ -615,6 +680,7 @@ func (c *call) instanceXML(in *simcloud.Instance) instanceXML {
 		InstanceID:         InstanceID(in.ID),
 		ImageID:            ImageID(in.ImageID),
 		State:              state,
+		AmiLaunchIndex:     int32(in.LaunchIndex),
 		KeyName:            c.keyName(in),
 		InstanceType:       in.Size,
 		LaunchTime:         launch,
@@ -642,9 +708,11 @@ func (c *call) instanceXML(in *simcloud.Instance) instanceXML {
 		}
 		x.IamInstanceProfile = &profileXML{Arn: arn, ID: "AIPAZZSIMULATED0PROFILE"}
 	}
-	if state == stateTerminated {
+	if state == stateTerminated || state == stateShuttingDown {
 		x.Reason = "User initiated (" + in.DeletedAt.UTC().Format("2006-01-02 15:04:05 MST") + ")"
 		x.StateReason = &reasonXML{Code: "Client.UserInitiatedShutdown", Message: "Client.UserInitiatedShutdown: User initiated shutdown"}
+	}
+	if state == stateTerminated {
 		return x
 	}
 	private := netip.AddrFrom4([4]byte{172, 31, byte(in.ID >> 8), byte(in.ID)})
@@ -667,14 +735,27 @@ func (c *call) instanceXML(in *simcloud.Instance) instanceXML {
 	return x
 }
 
-func (c *call) reservation(in *simcloud.Instance) reservationXML {
-	x := c.instanceXML(in)
-	return reservationXML{
-		ReservationID: FormatID(PrefixReservation, in.ID),
-		OwnerID:       AccountID,
-		Groups:        x.Groups,
-		Instances:     []instanceXML{x},
+// reservations groups instances by the RunInstances call that made them,
+// in the order of their first instance.
+func (c *call) reservations(ins []simcloud.Instance) []reservationXML {
+	out := []reservationXML{}
+	at := map[int64]int{}
+	for i := range ins {
+		in := &ins[i]
+		rid := in.Reservation
+		if rid == 0 {
+			rid = in.ID
+		}
+		x := c.instanceXML(in)
+		j, ok := at[rid]
+		if !ok {
+			j = len(out)
+			at[rid] = j
+			out = append(out, reservationXML{ReservationID: FormatID(PrefixReservation, rid), OwnerID: AccountID, Groups: x.Groups})
+		}
+		out[j].Instances = append(out[j].Instances, x)
 	}
+	return out
 }
 
 func (c *call) inRegion(in *simcloud.Instance) bool {
@@ -705,14 +786,20 @@ func (c *call) runInstances() *apiError {
 	if _, ok := c.h.cloud.Options().Sizes[size]; !ok && len(c.h.cloud.Options().Sizes) > 0 {
 		return invalidValue("Invalid value '%s' for InstanceType.", size)
 	}
-	for _, p := range []string{"MinCount", "MaxCount"} {
+	var counts [2]int
+	for i, p := range []string{"MinCount", "MaxCount"} {
 		v := f.Get(p)
 		if v == "" {
 			return missing(p)
 		}
-		if v != "1" {
-			return invalidValue("Value (%s) for parameter %s is invalid: the simulated EC2 launches exactly one instance per call", v, p)
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return invalidValue("Value (%s) for parameter %s is invalid. Expected a number between 1 and 1000.", v, p)
 		}
+		counts[i] = n
+	}
+	if counts[0] > counts[1] {
+		return badRequest("InvalidParameterCombination", "MinCount (%d) cannot be greater than MaxCount (%d)", counts[0], counts[1])
 	}
 	token := f.Get("ClientToken")
 	if len(token) > 64 || !isASCII(token) {
@@ -795,7 +882,7 @@ func (c *call) runInstances() *apiError {
 			}
 		}
 	}
-	in, _, err := c.h.cloud.CreateInstance(simcloud.InstanceSpec{
+	ins, _, err := c.h.cloud.CreateInstances(simcloud.InstanceSpec{
 		Name:        name,
 		Region:      c.region,
 		Size:        size,
@@ -804,20 +891,51 @@ func (c *call) runInstances() *apiError {
 		Labels:      labels,
 		SSHKeyIDs:   keyIDs,
 		ClientToken: token,
+		Params:      params(f),
 		Extra:       extra,
-	})
+	}, counts[0], counts[1])
 	if err != nil {
 		var me *simcloud.Error
 		if errors.As(err, &me) {
-			if me.Code == simcloud.CodeInvalid && me.Field == "image" {
+			switch {
+			case me.Code == simcloud.CodeInvalid && me.Field == "image":
 				return invalidValue("%s", me.Message) // architecture mismatch
+			case me.Code == simcloud.CodeCapacity || me.Code == simcloud.CodeRegionDisabled:
+				return insufficientCapacity(size, c.region+"a")
 			}
 			return modelError(me, "instance", "")
 		}
 		return &apiError{http.StatusInternalServerError, "InternalError", err.Error()}
 	}
-	writeXML(c.w, runInstancesResponse{Xmlns: xmlns, RequestID: c.requestID(), reservationXML: c.reservation(&in)})
+	writeXML(c.w, runInstancesResponse{Xmlns: xmlns, RequestID: c.requestID(), reservationXML: c.reservations(ins)[0]})
 	return nil
+}
+
+// params is the canonical form of a RunInstances request, every parameter
+// but the client token and the envelope (Action, Version, DryRun): EC2
+// answers IdempotentParameterMismatch to a reused token with any of them
+// changed (EC2 Developer Guide, "Ensuring idempotency in Amazon EC2 API
+// requests").
+func params(form url.Values) string {
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		switch k {
+		case "Action", "Version", "ClientToken", "DryRun":
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		for _, v := range form[k] {
+			b.WriteString(url.QueryEscape(k))
+			b.WriteByte('=')
+			b.WriteString(url.QueryEscape(v))
+			b.WriteByte('&')
+		}
+	}
+	return b.String()
 }
 
 func isASCII(s string) bool {
@@ -930,9 +1048,7 @@ func (c *call) describeInstances() *apiError {
 			resp.NextToken = nextToken(page[len(page)-1].ID)
 		}
 	}
-	for i := range page {
-		resp.Reservations = append(resp.Reservations, c.reservation(&page[i]))
-	}
+	resp.Reservations = c.reservations(page)
 	writeXML(c.w, resp)
 	return nil
 }
@@ -949,10 +1065,10 @@ func (c *call) terminateInstances() *apiError {
 	resp := terminateInstancesResponse{Xmlns: xmlns, RequestID: c.requestID()}
 	for _, in := range found {
 		prev := c.instanceState(&in)
-		cur := stateTerminated
-		if prev != stateTerminated {
+		cur := prev
+		if prev != stateTerminated && prev != stateShuttingDown {
 			if _, err := c.h.cloud.DeleteInstance(in.ID); err == nil {
-				cur = stateShuttingDown
+				cur = stateShuttingDown // as EC2 answers, however long the shutdown takes
 			}
 		}
 		resp.Instances = append(resp.Instances, stateChangeXML{InstanceID: InstanceID(in.ID), CurrentState: cur, PreviousState: prev})
@@ -981,11 +1097,10 @@ func rootDevice(m *simcloud.Image) string {
 	return "/dev/sda1"
 }
 
+// imageState is the AMI's state: "pending" until usable, then "available",
+// or "failed" for an AMI whose creation failed.
 func (c *call) imageState(m *simcloud.Image) string {
-	if m.Available(c.now) {
-		return "available"
-	}
-	return "pending"
+	return m.State(c.now)
 }
 
 func (c *call) imageXML(m *simcloud.Image) imageXML {
@@ -1030,6 +1145,9 @@ func (c *call) imageXML(m *simcloud.Image) imageXML {
 	}
 	if m.Source != 0 {
 		x.SourceInstanceID = InstanceID(m.Source)
+	}
+	if x.ImageState == simcloud.ImageFailed {
+		x.StateReason = &reasonXML{Code: "Server.InternalError", Message: "Server.InternalError: Internal error on launch"}
 	}
 	return x
 }
@@ -1175,7 +1293,7 @@ func (c *call) createImage() *apiError {
 		return e
 	}
 	in := found[0]
-	if in.State(c.now) == "deleted" {
+	if st := in.State(c.now); st == simcloud.StateDeleted || st == simcloud.StateDeleting {
 		return badRequest("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be imaged.", ref)
 	}
 	dup, _ := c.h.cloud.ListImages(func(m *simcloud.Image) bool {
@@ -1305,8 +1423,11 @@ func (c *call) snapshotField(v *simcloud.VolumeSnapshot, name string) ([]string,
 }
 
 func (c *call) snapshotStatus(v *simcloud.VolumeSnapshot) string {
-	if c.now.Before(v.ReadyAt) {
+	switch {
+	case c.now.Before(v.ReadyAt):
 		return "pending"
+	case v.Failed:
+		return "error"
 	}
 	return "completed"
 }
@@ -1425,6 +1546,15 @@ func keyType(pub string) string {
 	return "rsa"
 }
 
+// fingerprint is a key's fingerprint as the dialect reports it (see
+// Fingerprints).
+func (c *call) fingerprint(k *simcloud.SSHKey) string {
+	if c.h.ec2Fingerprints {
+		return KeyFingerprint(*k)
+	}
+	return k.Fingerprint
+}
+
 func (c *call) keyField(k *simcloud.SSHKey, name string) ([]string, bool) {
 	if k == nil {
 		switch name {
@@ -1437,7 +1567,7 @@ func (c *call) keyField(k *simcloud.SSHKey, name string) ([]string, bool) {
 	case "key-name":
 		return []string{k.Name}, true
 	case "fingerprint":
-		return []string{k.Fingerprint}, true
+		return []string{c.fingerprint(k)}, true
 	case "key-pair-id":
 		return []string{FormatID(PrefixKeyPair, k.ID)}, true
 	case "key-type":
@@ -1480,7 +1610,7 @@ func (c *call) describeKeyPairs() *apiError {
 		x := keyPairXML{
 			KeyPairID:      FormatID(PrefixKeyPair, k.ID),
 			KeyName:        k.Name,
-			KeyFingerprint: k.Fingerprint,
+			KeyFingerprint: c.fingerprint(k),
 			KeyType:        keyType(k.PublicKey),
 			CreateTime:     timestamp(keyCreateTime),
 		}

@@ -100,7 +100,7 @@ func statusOf(code string) int {
 		return http.StatusForbidden
 	case "RequestLimitExceeded", "Unavailable":
 		return http.StatusServiceUnavailable
-	case "InternalError":
+	case "InternalError", "InsufficientInstanceCapacity":
 		return http.StatusInternalServerError
 	case "DryRunOperation":
 		return http.StatusPreconditionFailed
@@ -321,6 +321,7 @@ func checkAll(t *testing.T, rec *recorder) map[string]int {
 // TestValidatorCanFail proves the validator flags the mistakes it is there
 // to catch, before any test relies on it passing.
 func TestValidatorCanFail(t *testing.T) {
+	t.Parallel()
 	good := `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet><item><instanceId>i-1</instanceId><launchTime>2025-01-02T03:04:05.000Z</launchTime><instanceState><code>16</code><name>running</name></instanceState></item></instancesSet></item></reservationSet></DescribeInstancesResponse>`
 	if err := validate(exchange{action: "DescribeInstances", status: 200, body: []byte(good)}); err != nil {
 		t.Fatalf("a well-formed answer is flagged: %v", err)
@@ -344,7 +345,9 @@ func TestValidatorCanFail(t *testing.T) {
 // TestAnswersDecodeWithTheSDK drives a realistic session, errors included,
 // with the real SDK and validates every answer.
 func TestAnswersDecodeWithTheSDK(t *testing.T) {
-	srv, rec := startRecorded(t, simcloud.Options{BootDelay: 20 * time.Millisecond, SnapshotDelay: 20 * time.Millisecond})
+	t.Parallel()
+	clk := newClock()
+	srv, rec := startRecorded(t, simcloud.Options{BootDelay: 20 * time.Millisecond, SnapshotDelay: 20 * time.Millisecond, Now: clk.Now})
 	c := sdk(t, srv, "us-east-1")
 	ctx := context.Background()
 
@@ -363,7 +366,8 @@ func TestAnswersDecodeWithTheSDK(t *testing.T) {
 		t.Fatalf("RunInstances: %v", err)
 	}
 	id := awssdk.ToString(run.Instances[0].InstanceId)
-	waitRunning(t, c, id)
+	clk.Advance(20 * time.Millisecond)
+	runningNow(t, c, id)
 	if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: awssdk.Int32(5)}); err != nil {
 		t.Fatal(err)
 	}
@@ -432,6 +436,86 @@ func TestAnswersDecodeWithTheSDK(t *testing.T) {
 		}
 	}
 	t.Logf("validated %d answers: %v", len(rec.exchanges()), seen)
+}
+
+// TestRealisticAnswersDecode validates the answers of the realistic world's
+// new shapes: a reservation of several instances, shutting-down and
+// terminated instances, a failed AMI and its EBS snapshot in error, EC2's
+// key fingerprints, InsufficientInstanceCapacity and RequestLimitExceeded
+// without Retry-After.
+func TestRealisticAnswersDecode(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	opts := simcloud.Realistic(1)
+	opts.Now = clk.Now
+	srv, rec := startRecorded(t, opts)
+	c := sdk(t, srv, "us-east-1")
+	ctx := context.Background()
+	ami := newest(t, c, ec2sim.CanonicalOwner, "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*", "x86_64")
+	out, err := c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: awssdk.String(ami), InstanceType: types.InstanceTypeT3Micro,
+		MinCount: awssdk.Int32(2), MaxCount: awssdk.Int32(3), ClientToken: awssdk.String("fleet"), KeyName: awssdk.String(ec2sim.CreatedRSAKeyName),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{tagOf("Name", "fleet"), tagOf("managed-by", "spuff")}}}})
+	if err != nil || len(out.Instances) != 3 {
+		t.Fatalf("RunInstances: %v", err)
+	}
+	id := awssdk.ToString(out.Instances[0].InstanceId)
+	clk.Advance(time.Minute)
+	if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []types.Filter{{Name: awssdk.String("tag:managed-by"), Values: []string{"spuff"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateSnapshot, Kind: simcloud.FaultSnapshotFailed})
+	img, err := c.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: awssdk.String(id), Name: awssdk.String("failing")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}); err != nil { // shutting-down
+		t.Fatal(err)
+	}
+	clk.Advance(10 * time.Minute)
+	for _, f := range []func() error{
+		func() error { // terminated
+			_, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+			return err
+		},
+		func() error { // failed AMI
+			_, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{awssdk.ToString(img.ImageId)}})
+			return err
+		},
+		func() error { // EBS snapshot in error
+			_, err := c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}})
+			return err
+		},
+		func() error {
+			_, err := c.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{})
+			return err
+		},
+	} {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Cloud.SetCapacity("us-east-1", "", 0)
+	if _, err := run(t, c, ami, "t3.micro", ""); err == nil {
+		t.Error("a launch without capacity succeeded")
+	}
+	for range 60 {
+		if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{}); err != nil {
+			break
+		}
+	}
+	seen := checkAll(t, rec)
+	t.Logf("validated %d answers: %v", len(rec.exchanges()), seen)
+	var capacity, throttled bool
+	for _, ex := range rec.exchanges() {
+		capacity = capacity || bytes.Contains(ex.body, []byte("<Code>InsufficientInstanceCapacity</Code>"))
+		throttled = throttled || bytes.Contains(ex.body, []byte("<Code>RequestLimitExceeded</Code>"))
+	}
+	if !capacity || !throttled {
+		t.Errorf("the session saw capacity %v, throttling %v; want both validated", capacity, throttled)
+	}
 }
 
 // TestDriverAnswers validates every answer of a session the EC2 driver

@@ -18,12 +18,22 @@
 // Errors use Hetzner's body {"error":{"code":…,"message":…,"details":…}}
 // with its codes: unauthorized (401), forbidden (403, a read-only token
 // writing), not_found (404), invalid_input and json_error (400),
-// uniqueness_error (409, a server name in use), resource_limit_exceeded
-// (403), rate_limit_exceeded (429), server_error, bad_gateway and
-// service_error (5xx). Every answer carries RateLimit-Limit,
-// RateLimit-Remaining and RateLimit-Reset (a Unix time), and JSON bodies are
-// sent as application/json, without which hcloud-go ignores error bodies
-// and pagination.
+// uniqueness_error (409, a server name in use), conflict (409),
+// resource_limit_exceeded (403, the quota), resource_unavailable (412:
+// "error during placement" when a location has no room for the type,
+// "server location disabled"), locked (423, an action is running),
+// rate_limit_exceeded (429), server_error, bad_gateway and service_error
+// (5xx). Every answer carries RateLimit-Limit, RateLimit-Remaining and
+// RateLimit-Reset (a Unix time), and JSON bodies are sent as
+// application/json, without which hcloud-go ignores error bodies and
+// pagination.
+//
+// In the realistic world (simcloud.Realistic) a 429 has no Retry-After, a
+// server with a running action (its boot, a snapshot, its delete) answers
+// deletes and create_image with 423 locked, a deleted server is still read
+// and listed with status "deleting" while its delete_server action runs,
+// and snapshots take about a minute (and fail with FaultSnapshotFailed:
+// status "unavailable", the action in error).
 //
 // Paths are served with and without the /v1 prefix, so both srv.URL and
 // srv.URL+"/v1" work as the endpoint.
@@ -96,10 +106,31 @@ func Locations() []string {
 	return out
 }
 
+// The realistic world's Hetzner numbers that are not published; estimates
+// from observed behaviour.
+const (
+	// realBoot is create to "running": Hetzner's create_server action
+	// takes ten to twenty seconds.
+	realBoot = 15 * time.Second
+	// realSnapshot is create_image to "available" for a small disk: about
+	// a minute.
+	realSnapshot = time.Minute
+	// realDestroy is how long a deleted server is still read and listed,
+	// status "deleting", while its delete_server action runs.
+	realDestroy = 10 * time.Second
+)
+
 // Defaults returns opts with Hetzner's catalogue and rules filled in: the
 // default locations and server types where none are given, the rate limit
-// of 3,600 requests an hour where none is given, and unique server names
-// (always: it is the API's rule).
+// of 3,600 requests an hour, one returned every second, where none is given
+// (Hetzner Cloud API reference, "Rate Limiting": the RateLimit-Limit,
+// RateLimit-Remaining and RateLimit-Reset headers), and unique server
+// names (always: it is the API's rule). The realistic world adds what
+// Hetzner always does: no Retry-After on a 429 (the reference names none),
+// servers with a running action (their boot, a create_image, their delete)
+// locked (423 "locked" to deletes and snapshots), a deleted server still
+// read and listed with status "deleting", boots of seconds and snapshots of
+// about a minute (see the real* constants).
 func Defaults(opts simcloud.Options) simcloud.Options {
 	if len(opts.Regions) == 0 {
 		opts.Regions = Locations()
@@ -111,6 +142,18 @@ func Defaults(opts simcloud.Options) simcloud.Options {
 		opts.RateLimits = []simcloud.RateLimit{RateLimit}
 	}
 	opts.UniqueNames = true
+	if !opts.IsRealistic() {
+		return opts
+	}
+	if opts.RetryAfter == simcloud.RetryAfterAuto {
+		opts.RetryAfter = simcloud.RetryAfterNever
+	}
+	if opts.LockActions == simcloud.Auto {
+		opts.LockActions = simcloud.On
+	}
+	simcloud.SetDefault(&opts.BootDelay, realBoot)
+	simcloud.SetDefault(&opts.SnapshotDelay, realSnapshot)
+	simcloud.SetDefault(&opts.DestroyDelay, realDestroy)
 	return opts
 }
 
@@ -179,6 +222,7 @@ func WithReadOnlyToken(token string) Option {
 
 type handler struct {
 	cloud    *simcloud.Cloud
+	locks    bool // servers with a running action are locked
 	mux      *http.ServeMux
 	readOnly map[string]string // read-only token -> the account's token
 
@@ -193,7 +237,8 @@ type handler struct {
 // Options.Regions are the locations and Options.Sizes the server types;
 // build the cloud with NewCloud for Hetzner's catalogue.
 func Handler(cloud *simcloud.Cloud, opts ...Option) http.Handler {
-	h := &handler{cloud: cloud, mux: http.NewServeMux(), readOnly: map[string]string{}, names: map[int64]string{}}
+	h := &handler{cloud: cloud, mux: http.NewServeMux(), readOnly: map[string]string{}, names: map[int64]string{},
+		locks: cloud.Options().LockActions == simcloud.On}
 	for _, o := range opts {
 		o(h)
 	}
@@ -328,7 +373,7 @@ func (dialect) RateHeaders(hd http.Header, windows []simcloud.WindowState) {
 
 // writeError writes a model error as Hetzner's error body.
 func writeError(w http.ResponseWriter, e *simcloud.Error) {
-	status, code := http.StatusInternalServerError, "server_error"
+	status, code, msg := http.StatusInternalServerError, "server_error", e.Message
 	details := map[string]any{}
 	switch e.Code {
 	case simcloud.CodeNotFound:
@@ -347,8 +392,18 @@ func writeError(w http.ResponseWriter, e *simcloud.Error) {
 			field = "name"
 		}
 		details["fields"] = []map[string]any{{"name": field}}
-	case simcloud.CodeIdempotency, simcloud.CodeIncorrect, simcloud.CodeDependency:
+	case simcloud.CodeIdempotency, simcloud.CodeIncorrect, simcloud.CodeDependency, simcloud.CodeChanged:
 		status, code = http.StatusConflict, "conflict"
+	case simcloud.CodeLocked:
+		// A server with a running action, in Hetzner's words (as reported by
+		// terraform-provider-hcloud issue 492, jenkinsci/hetzner-cloud-plugin
+		// pull 92).
+		status, code, msg = http.StatusLocked, "locked", "cannot perform operation because server is locked"
+	case simcloud.CodeCapacity:
+		// What Hetzner answers when a location has no room for the type.
+		status, code, msg = http.StatusPreconditionFailed, "resource_unavailable", "error during placement"
+	case simcloud.CodeRegionDisabled:
+		status, code, msg = http.StatusPreconditionFailed, "resource_unavailable", "server location disabled"
 	case simcloud.CodeUnauthorized:
 		status, code = http.StatusUnauthorized, "unauthorized"
 	case simcloud.CodeRateLimited:
@@ -358,7 +413,7 @@ func writeError(w http.ResponseWriter, e *simcloud.Error) {
 	case simcloud.CodeUnavailable:
 		status, code = http.StatusServiceUnavailable, "service_error"
 	}
-	writeJSON(w, status, wireError{Error: wireErrorBody{Code: code, Message: e.Message, Details: details}})
+	writeJSON(w, status, wireError{Error: wireErrorBody{Code: code, Message: msg, Details: details}})
 }
 
 func invalid(field, format string, args ...any) *simcloud.Error {

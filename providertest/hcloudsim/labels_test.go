@@ -3,6 +3,7 @@ package hcloudsim
 import "testing"
 
 func TestLabelSelector(t *testing.T) {
+	t.Parallel()
 	labels := map[string]string{"managed-by": "spuff", "env": "prod", "tier": ""}
 	for _, tc := range []struct {
 		sel  string
@@ -38,6 +39,7 @@ func TestLabelSelector(t *testing.T) {
 }
 
 func TestCheckLabels(t *testing.T) {
+	t.Parallel()
 	for _, ok := range []map[string]string{
 		{"managed-by": "spuff"}, {"a": ""}, {"example.com/role": "web"}, {"a.b_c-d": "x.y_z-1"},
 	} {

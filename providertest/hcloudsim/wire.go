@@ -359,6 +359,9 @@ func (h *handler) action(a simcloud.Action, now time.Time) wireAction {
 		if a.Failed {
 			w.Status = "error"
 			w.Error = &wireActionError{Code: "action_failed", Message: "Action failed"}
+			if a.Type == "snapshot" {
+				w.Error = &wireActionError{Code: "image_creation_failed", Message: "Image creation failed"}
+			}
 		}
 	}
 	return w
@@ -384,6 +387,7 @@ func (h *handler) server(in simcloud.Instance, now time.Time) wireServer {
 		PrimaryDiskSize: int(st.Disk),
 	}
 	w.Status = serverStatus(&in, now)
+	w.Locked = h.locks && in.Busy(now)
 	ip4, ip6 := in.PublicIPv4(now), in.PublicIPv6(now)
 	if ip4.IsValid() {
 		w.PublicNet.IPv4 = &wireIPv4{ID: in.ID + 1<<40, IP: ip4.String(), DNSPtr: ptrName(ip4)}
@@ -403,12 +407,12 @@ func (h *handler) server(in simcloud.Instance, now time.Time) wireServer {
 // has its address, "starting" until it runs, then "running".
 func serverStatus(in *simcloud.Instance, now time.Time) string {
 	switch in.State(now) {
-	case "new":
+	case simcloud.StateNew:
 		if in.PublicIPv4(now).IsValid() {
 			return "starting"
 		}
 		return "initializing"
-	case "deleted":
+	case simcloud.StateDeleting, simcloud.StateDeleted:
 		return "deleting"
 	}
 	return "running"
@@ -422,10 +426,14 @@ func imageType(m *simcloud.Image) string {
 	return "system"
 }
 
-// imageStatus is "creating" until the image is usable, then "available".
+// imageStatus is "creating" until the image is usable, then "available",
+// or "unavailable" for a snapshot that failed.
 func imageStatus(m *simcloud.Image, now time.Time) string {
-	if !m.Available(now) {
+	switch m.State(now) {
+	case simcloud.ImagePending:
 		return "creating"
+	case simcloud.ImageFailed:
+		return "unavailable"
 	}
 	return "available"
 }

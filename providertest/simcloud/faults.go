@@ -2,7 +2,6 @@ package simcloud
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"time"
 )
@@ -13,8 +12,9 @@ type FaultKind int
 // The faults a Cloud can inject.
 const (
 	FaultNone FaultKind = iota
-	// FaultRateLimit answers 429 with a Retry-After header (EC2: 503
-	// RequestLimitExceeded).
+	// FaultRateLimit answers 429 (EC2: 503 RequestLimitExceeded) with a
+	// Retry-After header of Fault.Delay, unless the cloud's
+	// Options.RetryAfter is RetryAfterNever (EC2 and Hetzner send none).
 	FaultRateLimit
 	// FaultRateLimitBare answers 429 without Retry-After.
 	FaultRateLimitBare
@@ -41,11 +41,32 @@ const (
 	// FaultHuge answers 200 with a body of 64 MiB that never ends its first
 	// value.
 	FaultHuge
+	// FaultCapacity answers a create with the cloud's capacity error (EC2
+	// InsufficientInstanceCapacity, HTTP 500; Hetzner resource_unavailable
+	// "error during placement", 412; DigitalOcean 422 "Size is not available
+	// in this region."), CodeCapacity. Distinct from a quota.
+	FaultCapacity
+	// FaultRegionDisabled answers a create as a cloud whose region takes no
+	// new machines (Hetzner resource_unavailable "server location
+	// disabled", 412; DigitalOcean 422 "Region is not available"),
+	// CodeRegionDisabled.
+	FaultRegionDisabled
+	// FaultLocked answers as a resource with an action running (Hetzner
+	// 423 locked), CodeLocked.
+	FaultLocked
+	// FaultConflict answers as a resource that changed during the request
+	// (Hetzner 409 conflict, "please retry"), CodeChanged.
+	FaultConflict
+	// FaultSnapshotFailed applies to snapshots: the image is made, stays
+	// pending for its delay, then fails (EC2: an AMI "pending" then
+	// "failed"; the snapshot action errors).
+	FaultSnapshotFailed
 	faultKinds
 )
 
 var faultNames = [...]string{"none", "429", "429-bare", "500", "502", "503", "drop", "slow",
-	"lost-response", "consistency", "malformed", "truncated", "huge"}
+	"lost-response", "consistency", "malformed", "truncated", "huge",
+	"capacity", "region-disabled", "locked", "conflict", "snapshot-failed"}
 
 // String names the fault ("429", "lost-response").
 func (k FaultKind) String() string {
@@ -55,6 +76,10 @@ func (k FaultKind) String() string {
 	return faultNames[k]
 }
 
+// modelFault reports whether a fault is shown by the model operation (a
+// create, a snapshot) rather than by the answer.
+func (k FaultKind) modelFault() bool { return k == FaultConsistency || k == FaultSnapshotFailed }
+
 // Fault is an injected misbehaviour: the next Count calls of Op show Kind.
 type Fault struct {
 	Op    Op
@@ -62,15 +87,20 @@ type Fault struct {
 	Count int
 	// Delay is the slowness of FaultSlow, the Retry-After of FaultRateLimit
 	// (default 1 s) and the invisibility window of FaultConsistency
-	// (default 1 s).
+	// (default 1 s), in cloud time (scaled by Options.TimeScale).
 	Delay time.Duration
 }
 
 // Inject queues a fault: the next f.Count calls (default 1) of f.Op show
-// f.Kind. Faults queued for the same Op apply in order.
+// f.Kind. Faults queued for the same Op apply in order. A model fault
+// (FaultConsistency, FaultSnapshotFailed) applies to the next creates or
+// snapshots, whatever f.Op says.
 func (c *Cloud) Inject(f Fault) {
 	if f.Count <= 0 {
 		f.Count = 1
+	}
+	if f.Kind.modelFault() {
+		f.Op = modelFaultOp(f.Kind)
 	}
 	if f.Delay <= 0 && (f.Kind == FaultRateLimit || f.Kind == FaultConsistency) {
 		f.Delay = time.Second
@@ -85,6 +115,7 @@ func (c *Cloud) ClearFaults() {
 	c.mu.Lock()
 	c.faults = make(map[Op][]*Fault)
 	c.random = randomFaults{}
+	c.randomPending = make(map[FaultKind]bool)
 	c.mu.Unlock()
 }
 
@@ -93,7 +124,9 @@ func (c *Cloud) ClearFaults() {
 type RandomFaults struct {
 	// Rate is the probability that a call shows a fault, 0 to 1.
 	Rate float64
-	// Kinds are drawn uniformly; FaultConsistency applies to creates only.
+	// Kinds are drawn uniformly; FaultConsistency, FaultCapacity and
+	// FaultRegionDisabled apply to creates only, FaultSnapshotFailed to
+	// snapshots only.
 	Kinds []FaultKind
 	// Ops limits the faults to these operations; nil means all.
 	Ops []Op
@@ -113,12 +146,22 @@ func (c *Cloud) SetRandomFaults(r RandomFaults) {
 	c.mu.Unlock()
 }
 
-// takeFaultLocked returns the fault the next call of op shows.
+// modelFaultOp is the operation a model fault applies to.
+func modelFaultOp(k FaultKind) Op {
+	if k == FaultSnapshotFailed {
+		return OpCreateSnapshot
+	}
+	return OpCreateInstance
+}
+
+// takeFaultLocked returns the fault the next call of op shows. Model faults
+// are left queued for the model operation, or, drawn at random, marked
+// pending for it.
 func (c *Cloud) takeFaultLocked(op Op) (FaultKind, time.Duration) {
 	q := c.faults[op]
 	for i, f := range q {
-		if f.Kind == FaultConsistency {
-			continue // consumed by CreateInstance
+		if f.Kind.modelFault() {
+			continue // consumed by the model operation
 		}
 		f.Count--
 		if f.Count <= 0 {
@@ -128,11 +171,14 @@ func (c *Cloud) takeFaultLocked(op Op) (FaultKind, time.Duration) {
 	}
 	if r := c.random; r.on && (r.Ops == nil || slices.Contains(r.Ops, op)) && c.rng.Float64() < r.Rate {
 		k := r.Kinds[c.rng.IntN(len(r.Kinds))]
-		if k == FaultConsistency && op != OpCreateInstance {
+		switch {
+		case k.modelFault():
+			if op == modelFaultOp(k) {
+				c.randomPending[k] = true
+			}
 			return FaultNone, 0
-		}
-		if k == FaultConsistency {
-			c.randomConsistency = true
+		case (k == FaultCapacity || k == FaultRegionDisabled) && op != OpCreateInstance:
+			return FaultNone, 0
 		}
 		d := r.Delay
 		if d <= 0 {
@@ -146,104 +192,36 @@ func (c *Cloud) takeFaultLocked(op Op) (FaultKind, time.Duration) {
 	return FaultNone, 0
 }
 
-// pendingConsistencyLocked consumes a queued or drawn consistency fault for
-// a create and returns its window.
-func (c *Cloud) pendingConsistencyLocked() time.Duration {
-	if c.randomConsistency {
-		c.randomConsistency = false
-		c.faultsInjected[FaultConsistency]++
+// pendingModelFaultLocked consumes a queued or drawn model fault of kind
+// for the operation it applies to, and returns its delay (cloud time).
+func (c *Cloud) pendingModelFaultLocked(kind FaultKind) (time.Duration, bool) {
+	if c.randomPending[kind] {
+		delete(c.randomPending, kind)
+		c.faultsInjected[kind]++
 		d := c.random.Delay
 		if d <= 0 {
 			d = time.Second
 		}
-		return d
+		return d, true
 	}
-	q := c.faults[OpCreateInstance]
+	op := modelFaultOp(kind)
+	q := c.faults[op]
 	for i, f := range q {
-		if f.Kind != FaultConsistency {
+		if f.Kind != kind {
 			continue
 		}
 		f.Count--
 		if f.Count <= 0 {
-			c.faults[OpCreateInstance] = slices.Delete(slices.Clone(q), i, i+1)
+			c.faults[op] = slices.Delete(slices.Clone(q), i, i+1)
 		}
-		c.faultsInjected[FaultConsistency]++
-		return f.Delay
-	}
-	return 0
-}
-
-// limiter is one account's token buckets.
-type limiter struct {
-	windows []window
-}
-
-type window struct {
-	limit  int
-	rate   float64 // tokens per second
-	tokens float64
-	last   time.Time
-}
-
-func newLimiter(limits []RateLimit, now time.Time) *limiter {
-	l := &limiter{}
-	for _, r := range limits {
-		if r.Requests <= 0 || r.Per <= 0 {
-			continue
+		c.faultsInjected[kind]++
+		d := f.Delay
+		if d <= 0 {
+			d = time.Second
 		}
-		l.windows = append(l.windows, window{limit: r.Requests, rate: float64(r.Requests) / r.Per.Seconds(), tokens: float64(r.Requests), last: now})
+		return d, true
 	}
-	return l
-}
-
-// take consumes one token from every window, or returns how long until one
-// is available in all.
-func (l *limiter) take(now time.Time) (ok bool, retryAfter time.Duration) {
-	for i := range l.windows {
-		w := &l.windows[i]
-		if el := now.Sub(w.last).Seconds(); el > 0 {
-			w.tokens = math.Min(float64(w.limit), w.tokens+el*w.rate)
-			w.last = now
-		}
-		if w.tokens < 1 {
-			if d := time.Duration((1 - w.tokens) / w.rate * float64(time.Second)); d > retryAfter {
-				retryAfter = d
-			}
-		}
-	}
-	if retryAfter > 0 {
-		return false, retryAfter
-	}
-	for i := range l.windows {
-		l.windows[i].tokens--
-	}
-	return true, 0
-}
-
-// WindowState is a rate-limit window as the headers report it.
-type WindowState struct {
-	// Limit is the window's size in requests.
-	Limit int
-	// Remaining is the number of requests left now.
-	Remaining int
-	// Reset is when the window will be full again.
-	Reset time.Time
-	// Per is the window's period.
-	Per time.Duration
-}
-
-func (l *limiter) state(now time.Time) []WindowState {
-	out := make([]WindowState, len(l.windows))
-	for i, w := range l.windows {
-		missing := float64(w.limit) - w.tokens
-		out[i] = WindowState{
-			Limit:     w.limit,
-			Remaining: int(math.Max(0, math.Floor(w.tokens))),
-			Reset:     now.Add(time.Duration(missing / w.rate * float64(time.Second))),
-			Per:       time.Duration(float64(w.limit) / w.rate * float64(time.Second)),
-		}
-	}
-	return out
+	return 0, false
 }
 
 // Decision is what the cloud decided for one API call before running it.
@@ -255,11 +233,16 @@ type Decision struct {
 	Fault FaultKind
 	// Throttled reports a real rate-limit rejection (not an injected fault).
 	Throttled bool
-	// Delay is the fault's delay (see Fault.Delay).
+	// Delay is the fault's delay (see Fault.Delay), scaled to wall-clock.
 	Delay time.Duration
-	// RetryAfter is the wait to advertise with a 429.
+	// RetryAfter is the wait to advertise with a 429 (wall-clock).
 	RetryAfter time.Duration
-	// Windows are the account's rate-limit windows after this call.
+	// SendRetryAfter reports whether the answer carries Retry-After: not
+	// with Options.RetryAfter RetryAfterNever, nor for a refusal by a window
+	// that sends none (RateLimit.NoRetryAfter).
+	SendRetryAfter bool
+	// Windows are the account's rate-limit windows that apply to the call,
+	// after it.
 	Windows []WindowState
 }
 
@@ -267,34 +250,35 @@ type Decision struct {
 // the credential (CodeUnauthorized), applies the rate limit and picks the
 // fault to show. Dialects call it through Serve.
 func (c *Cloud) Admit(op Op, credential string) (Decision, *Error) {
+	return c.AdmitCall(Call{Op: op, Credential: credential})
+}
+
+// AdmitCall is Admit for a call with a scope and bucket charges.
+func (c *Cloud) AdmitCall(call Call) (Decision, *Error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	c.calls[op]++
-	d := Decision{Op: op}
-	if credential == "" || !c.tokens[credential] {
+	c.calls[call.Op]++
+	d := Decision{Op: call.Op}
+	if call.Credential == "" || !c.tokens[call.Credential] {
 		return d, errf(CodeUnauthorized, "unable to authenticate you")
 	}
-	l := c.limiters[credential]
-	if l == nil {
-		l = newLimiter(c.opts.RateLimits, now)
-		c.limiters[credential] = l
-	}
-	ok, wait := l.take(now)
-	d.Windows = l.state(now)
+	ok, wait, sendRA, windows := c.throttleLocked(call, now)
+	d.Windows = windows
 	if !ok {
 		c.rateLimited++
 		d.Fault, d.Throttled, d.RetryAfter = FaultRateLimit, true, wait
+		d.SendRetryAfter = sendRA && c.retryAfter != RetryAfterNever
 		return d, nil
 	}
-	d.Fault, d.Delay = c.takeFaultLocked(op)
-	if d.Fault == FaultConsistency {
-		d.Fault = FaultNone // counted when the create consumes it
-	}
+	var delay time.Duration
+	d.Fault, delay = c.takeFaultLocked(call.Op)
+	d.Delay = c.Scale(delay)
 	if d.Fault != FaultNone {
 		c.faultsInjected[d.Fault]++
 		if d.Fault == FaultRateLimit {
 			d.RetryAfter = d.Delay
+			d.SendRetryAfter = c.retryAfter != RetryAfterNever
 		}
 	}
 	return d, nil

@@ -25,8 +25,11 @@ type Stats struct {
 	// FaultsInjected counts injected faults by kind.
 	FaultsInjected map[FaultKind]int
 	// LiveInstances, LiveSnapshots and LiveVolumeSnapshots count what exists
-	// now (billed resources).
+	// now and nobody asked to delete (billed resources: a leak if left).
 	LiveInstances, LiveSnapshots, LiveVolumeSnapshots int
+	// DeletingInstances counts instances deleted but not gone yet
+	// (Options.DestroyDelay).
+	DeletingInstances int
 }
 
 // Stats returns the cloud's counters.
@@ -45,7 +48,11 @@ func (c *Cloud) Stats() Stats {
 		s.TotalCalls += n
 	}
 	for _, in := range c.instances {
-		if in.State(now) != "deleted" {
+		switch in.State(now) {
+		case StateDeleting:
+			s.DeletingInstances++
+		case StateDeleted:
+		default:
 			s.LiveInstances++
 		}
 	}
@@ -87,15 +94,30 @@ func (c *Cloud) ResetCalls() {
 	c.mu.Unlock()
 }
 
-// LiveInstances returns every instance not deleted, visible or not: the
-// ground truth of what is billed.
+// LiveInstances returns every instance nobody asked to delete, visible or
+// not: the ground truth of what is billed and would leak.
 func (c *Cloud) LiveInstances() []Instance {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
 	var out []Instance
 	for _, id := range c.order {
-		if in := c.instances[id]; in.State(now) != "deleted" {
+		switch in := c.instances[id]; in.State(now) {
+		case StateNew, StateActive:
+			out = append(out, in.clone())
+		}
+	}
+	return out
+}
+
+// DeletingInstances returns the instances deleted but not gone yet.
+func (c *Cloud) DeletingInstances() []Instance {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	var out []Instance
+	for _, id := range c.order {
+		if in := c.instances[id]; in.State(now) == StateDeleting {
 			out = append(out, in.clone())
 		}
 	}
@@ -149,7 +171,7 @@ func (c *Cloud) Save(w io.Writer) error {
 	slices.Sort(st.Tokens)
 	for _, id := range c.order {
 		in := c.instances[id]
-		if in.State(now) == "deleted" && c.expiredLocked(in, now) {
+		if in.State(now) == StateDeleted && c.expiredLocked(in, now) {
 			continue
 		}
 		cp := in.clone()

@@ -29,7 +29,13 @@ type Dialect interface {
 // is buffered, so that a lost response can be simulated after the change is
 // made, and a malformed, truncated or huge body can replace it.
 func (c *Cloud) Serve(w http.ResponseWriter, r *http.Request, d Dialect, op Op, credential string, fn func(w http.ResponseWriter)) {
-	dec, aerr := c.Admit(op, credential)
+	c.ServeCall(w, r, d, Call{Op: op, Credential: credential}, fn)
+}
+
+// ServeCall is Serve for a call with a scope and bucket charges (EC2's
+// per-action and per-region throttling).
+func (c *Cloud) ServeCall(w http.ResponseWriter, r *http.Request, d Dialect, call Call, fn func(w http.ResponseWriter)) {
+	dec, aerr := c.AdmitCall(call)
 	if dec.Windows != nil {
 		d.RateHeaders(w.Header(), dec.Windows)
 	}
@@ -37,22 +43,14 @@ func (c *Cloud) Serve(w http.ResponseWriter, r *http.Request, d Dialect, op Op, 
 		d.WriteError(w, r, aerr)
 		return
 	}
-	switch dec.Fault {
-	case FaultRateLimit, FaultRateLimitBare:
-		if dec.Fault == FaultRateLimit {
-			w.Header().Set("Retry-After", FormatSeconds(dec.RetryAfter))
+	if code, msg, ok := faultError(dec.Fault); ok {
+		if dec.Fault == FaultRateLimit && dec.SendRetryAfter {
+			w.Header().Set("Retry-After", formatRetryAfter(c.retryAfter, dec.RetryAfter))
 		}
-		d.WriteError(w, r, &Error{Code: CodeRateLimited, Message: "API rate limit exceeded"})
+		d.WriteError(w, r, &Error{Code: code, Message: msg})
 		return
-	case FaultInternal:
-		d.WriteError(w, r, &Error{Code: CodeInternal, Message: "internal server error"})
-		return
-	case FaultBadGateway:
-		d.WriteError(w, r, &Error{Code: CodeBadGateway, Message: "bad gateway"})
-		return
-	case FaultUnavailable:
-		d.WriteError(w, r, &Error{Code: CodeUnavailable, Message: "service unavailable"})
-		return
+	}
+	switch dec.Fault {
 	case FaultDrop:
 		drainAndAbort(r)
 	case FaultSlow:
@@ -95,6 +93,30 @@ func (c *Cloud) Serve(w http.ResponseWriter, r *http.Request, d Dialect, op Op, 
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(res.StatusCode)
 	_, _ = w.Write(body)
+}
+
+// faultError returns the model error an answering fault shows instead of
+// the operation.
+func faultError(k FaultKind) (Code, string, bool) {
+	switch k {
+	case FaultRateLimit, FaultRateLimitBare:
+		return CodeRateLimited, "API rate limit exceeded", true
+	case FaultInternal:
+		return CodeInternal, "internal server error", true
+	case FaultBadGateway:
+		return CodeBadGateway, "bad gateway", true
+	case FaultUnavailable:
+		return CodeUnavailable, "service unavailable", true
+	case FaultCapacity:
+		return CodeCapacity, "no capacity for this size in this region", true
+	case FaultRegionDisabled:
+		return CodeRegionDisabled, "the region takes no new machines", true
+	case FaultLocked:
+		return CodeLocked, "the resource is locked: an action is running", true
+	case FaultConflict:
+		return CodeChanged, "the resource has changed during the request, please retry", true
+	}
+	return "", "", false
 }
 
 // drainAndAbort reads the request body, then closes the connection without
@@ -153,10 +175,11 @@ func NewServer(cloud *Cloud, h http.Handler) *Server {
 
 // WaitPolicy returns a wait policy paced to the cloud's simulated boot
 // time (the drivers' defaults expect real boot times of tens of seconds):
-// polls from half the boot time, at gaps of a tenth of it. The dialects'
-// Config functions set it.
+// polls from half the boot time, at gaps of a tenth of it, in wall-clock
+// time (the boot delay scaled by Options.TimeScale). The dialects' Config
+// functions set it.
 func (s *Server) WaitPolicy() provider.WaitPolicy {
-	boot := s.Cloud.Options().BootDelay
+	boot := s.Cloud.Scale(s.Cloud.Options().BootDelay)
 	gap := max(boot/10, time.Millisecond)
 	return provider.AdaptiveWait(boot, gap, max(boot/2, gap))
 }

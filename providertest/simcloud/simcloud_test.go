@@ -25,6 +25,11 @@ func (f *fakeClock) advance(d time.Duration) {
 	f.t = f.t.Add(d)
 	f.mu.Unlock()
 }
+func (f *fakeClock) set(t time.Time) {
+	f.mu.Lock()
+	f.t = t
+	f.mu.Unlock()
+}
 
 func newTestCloud(t *testing.T, opts Options) (*Cloud, *fakeClock, int64) {
 	t.Helper()
@@ -360,7 +365,8 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 type plainDialect struct{}
 
 func (plainDialect) WriteError(w http.ResponseWriter, _ *http.Request, err *Error) {
-	status := map[Code]int{CodeUnauthorized: 401, CodeRateLimited: 429, CodeInternal: 500, CodeBadGateway: 502, CodeUnavailable: 503, CodeNotFound: 404}[err.Code]
+	status := map[Code]int{CodeUnauthorized: 401, CodeRateLimited: 429, CodeInternal: 500, CodeBadGateway: 502, CodeUnavailable: 503, CodeNotFound: 404,
+		CodeCapacity: 412, CodeRegionDisabled: 412, CodeLocked: 423, CodeChanged: 409}[err.Code]
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"id": string(err.Code)})
@@ -429,6 +435,10 @@ func TestServeFaults(t *testing.T) {
 		}},
 		{FaultTruncated, 200, true, true, nil},
 		{FaultSlow, 200, true, false, nil},
+		{FaultCapacity, 412, false, false, nil},
+		{FaultRegionDisabled, 412, false, false, nil},
+		{FaultLocked, 423, false, false, nil},
+		{FaultConflict, 409, false, false, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.kind.String(), func(t *testing.T) {
