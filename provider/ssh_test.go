@@ -81,7 +81,7 @@ type envConfig struct {
 
 func newSSHEnv(t *testing.T, c envConfig) *sshEnv {
 	t.Helper()
-	cloud := simcloud.New(simcloud.Options{Seed: 7})
+	cloud := simcloud.New(simcloud.Options{World: simcloud.WorldSimple, Seed: 7})
 	sshd := simssh.Start(t, cloud, c.ssh)
 	signer, key := simssh.AddUserKey(cloud, "me", 1)
 	other, _ := simssh.AddUserKey(cloud, "someone-else", 2)
@@ -786,7 +786,7 @@ func TestSimulatedConsoleShowsHostKey(t *testing.T) {
 		t.Errorf("console of a booting machine: %v, want ErrHostKeyPending", err)
 	}
 	mu.Lock()
-	now = now.Add(time.Second)
+	now = inst.ReadyAt
 	mu.Unlock()
 	out, _ = cloud.ConsoleOutput(inst.ID)
 	keys, err := provider.ParseConsoleHostKeys(out)

@@ -33,11 +33,10 @@ type sshEnv struct {
 	other  ssh.Signer // a key of the account no request installs
 }
 
-// sshOptions are the simulated SSH servers of most SSH subtests: sshd
-// up before the keys land (refused at first), as on a real boot.
-func sshOptions() simssh.Options {
-	return simssh.Options{PortDelay: 20 * time.Millisecond, KeysDelay: 30 * time.Millisecond, CloudInitDelay: 30 * time.Millisecond}
-}
+// sshOptions are the simulated SSH servers of most SSH subtests: the
+// realistic world's (sshd up 8 s after the machine runs, keys refused for
+// 2 s more, cloud-init 25 s), at the suite's scale.
+func sshOptions() simssh.Options { return simssh.Options{} }
 
 func sshSetup(t *testing.T, h Harness, opts simcloud.Options, sopts simssh.Options, tweak func(*provider.Config)) *sshEnv {
 	t.Helper()
@@ -258,8 +257,10 @@ func testSSHCloudInitFailure(t *testing.T, h Harness) {
 // testSSHStageTimeouts: a stage that does not end in time is a timeout
 // naming it.
 func testSSHStageTimeouts(t *testing.T, h Harness) {
+	// A machine that boots in 1.5 s outlasts an InstanceReady of 400 ms,
+	// and can be destroyed soon after (Hetzner locks a booting server).
 	slow := suiteOptions()
-	slow.BootDelay = time.Hour
+	slow.BootDelay = cloudTime(1500 * time.Millisecond)
 	for _, tc := range []struct {
 		stage     provider.Stage
 		cloud     simcloud.Options

@@ -22,7 +22,7 @@ import (
 // as when the caller generates host keys and hands them to cloud-init).
 func Example() {
 	ctx := context.Background()
-	srv := dosim.NewServer(simcloud.Options{Seed: 1, BootDelay: 50 * time.Millisecond})
+	srv := dosim.NewServer(simcloud.Options{World: simcloud.WorldSimple, Seed: 1, BootDelay: 50 * time.Millisecond})
 	defer srv.Close()
 	sshd := simssh.New(srv.Cloud, simssh.Options{})
 	defer sshd.Close()

@@ -60,18 +60,25 @@ import (
 // default Options.FailCloudInit).
 const FailMarker = "#simssh:fail-cloud-init"
 
-// Options configure a Server. The zero value gives fast machines: sshd up
-// 20 ms after the cloud says active, keys accepted at once, cloud-init
-// done 30 ms later.
+// Options configure a Server. Durations are the cloud's time, scaled to
+// wall-clock time by the cloud's Options.TimeScale (simcloud.Cloud.Scale),
+// as every duration of the simulated clouds; zero takes the world's
+// default, a negative duration is none.
 type Options struct {
 	// PortDelay is the time from the machine being active (its ReadyAt)
-	// to sshd listening; default 20 ms.
+	// to sshd listening: 20 ms in the simple world; 8 s in the realistic
+	// one (an Ubuntu cloud image starts ssh.service after cloud-init's
+	// network stage, seconds after the cloud reports it running).
 	PortDelay time.Duration
 	// KeysDelay is the time from sshd listening to the installed keys
-	// being accepted; default 0 (they are at once).
+	// being accepted: 0 in the simple world; 2 s in the realistic one
+	// (cloud-init writes authorized_keys in its init stage, which may end
+	// after sshd has started: the "auth refused before keys land" race).
 	KeysDelay time.Duration
 	// CloudInitDelay is the time from the keys landing to cloud-init
-	// finishing (the user data "runs"); default 30 ms.
+	// finishing (the user data "runs"): 30 ms in the simple world; 25 s in
+	// the realistic one (the config and final stages, package updates
+	// and the user data of a small machine).
 	CloudInitDelay time.Duration
 	// FailCloudInit reports whether a machine's cloud-init fails; nil
 	// means one whose user data contains FailMarker.
@@ -83,6 +90,12 @@ type Options struct {
 	// Port is the SSH port machines listen on; default 22.
 	Port int
 }
+
+// The worlds' default delays, in cloud time (see Options).
+var (
+	simpleDelays    = [3]time.Duration{20 * time.Millisecond, 0, 30 * time.Millisecond}
+	realisticDelays = [3]time.Duration{8 * time.Second, 2 * time.Second, 25 * time.Second}
+)
 
 // FaultKind is a misbehaviour of a machine's SSH server.
 type FaultKind int
@@ -142,7 +155,8 @@ type Stats struct {
 	Faults map[FaultKind]int
 }
 
-// Timeline is when a machine's SSH comes up, on the cloud's clock.
+// Timeline is when a machine's SSH comes up, on the cloud's clock
+// (wall-clock times, as the model's Instance times are).
 type Timeline struct {
 	// Port is when sshd starts listening; Keys when the installed keys
 	// are accepted; CloudInit when cloud-init has finished.
@@ -174,14 +188,18 @@ type machine struct {
 
 // New serves the machines of cloud. Close it when done.
 func New(cloud *simcloud.Cloud, opts Options) *Server {
-	if opts.PortDelay <= 0 {
-		opts.PortDelay = 20 * time.Millisecond
+	def := simpleDelays
+	if cloud.Options().IsRealistic() {
+		def = realisticDelays
 	}
-	if opts.CloudInitDelay <= 0 {
-		opts.CloudInitDelay = 30 * time.Millisecond
-	}
-	if opts.KeysDelay < 0 {
-		opts.KeysDelay = 0
+	for i, d := range []*time.Duration{&opts.PortDelay, &opts.KeysDelay, &opts.CloudInitDelay} {
+		switch {
+		case *d == 0:
+			*d = def[i]
+		case *d < 0:
+			*d = 0
+		}
+		*d = cloud.Scale(*d)
 	}
 	if opts.Port <= 0 {
 		opts.Port = 22

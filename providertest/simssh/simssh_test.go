@@ -51,7 +51,7 @@ type fixture struct {
 func newFixture(t *testing.T, opts simssh.Options, userData string) *fixture {
 	t.Helper()
 	clk := &clock{now: time.Unix(1700000000, 0)}
-	cloud := simcloud.New(simcloud.Options{Seed: 5, Now: clk.Now})
+	cloud := simcloud.New(simcloud.Options{World: simcloud.WorldSimple, Seed: 5, Now: clk.Now})
 	img := cloud.AddImage(simcloud.Image{Name: "ubuntu", Arch: "x86_64"})
 	signer, key := simssh.AddUserKey(cloud, "me", 1)
 	other, _ := simssh.AddUserKey(cloud, "other", 2)
@@ -60,7 +60,7 @@ func newFixture(t *testing.T, opts simssh.Options, userData string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.add(cloud.Options().BootDelay) // active, with its IP
+	clk.add(inst.ReadyAt.Sub(clk.Now())) // active, with its IP
 	return &fixture{clk: clk, cloud: cloud, sshd: simssh.Start(t, cloud, opts), inst: inst,
 		addr: net.JoinHostPort(inst.IPv4.String(), "22"), signer: signer, other: other}
 }
@@ -411,5 +411,33 @@ func TestCloseEndsConnections(t *testing.T) {
 	}
 	if _, _, err := f.dial(t, f.signer); err == nil {
 		t.Error("dial after Close succeeded")
+	}
+}
+
+// TestDelaysFollowTheWorld: the realistic world's delays are the real
+// ones, scaled by the cloud's time scale; the simple world's are short;
+// options override them, negative ones to none.
+func TestDelaysFollowTheWorld(t *testing.T) {
+	t.Parallel()
+	ready := time.Unix(1700000000, 0)
+	in := simcloud.Instance{ReadyAt: ready}
+	for _, tc := range []struct {
+		name                  string
+		cloud                 simcloud.Options
+		opts                  simssh.Options
+		port, keys, cloudInit time.Duration
+	}{
+		{"realistic at 1/100", simcloud.Realistic(0.01), simssh.Options{}, 80 * time.Millisecond, 100 * time.Millisecond, 350 * time.Millisecond},
+		{"simple", simcloud.Options{World: simcloud.WorldSimple}, simssh.Options{}, 20 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond},
+		{"options, scaled", simcloud.Realistic(0.5), simssh.Options{PortDelay: time.Second, KeysDelay: -1, CloudInitDelay: 2 * time.Second},
+			500 * time.Millisecond, 500 * time.Millisecond, 1500 * time.Millisecond},
+	} {
+		sshd := simssh.New(simcloud.New(tc.cloud), tc.opts)
+		tl := sshd.Timeline(in)
+		if tl.Port.Sub(ready) != tc.port || tl.Keys.Sub(ready) != tc.keys || tl.CloudInit.Sub(ready) != tc.cloudInit {
+			t.Errorf("%s: port %v, keys %v, cloud-init %v after ready; want %v, %v, %v", tc.name,
+				tl.Port.Sub(ready), tl.Keys.Sub(ready), tl.CloudInit.Sub(ready), tc.port, tc.keys, tc.cloudInit)
+		}
+		_ = sshd.Close()
 	}
 }
