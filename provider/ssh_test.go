@@ -104,7 +104,7 @@ func newSSHEnv(t *testing.T, c envConfig) *sshEnv {
 	cfg := provider.Config{
 		DialContext: sshd.DialContext,
 		Timeouts: provider.ProviderTimeouts{InstanceReady: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond,
-			SSHConnect: 3 * time.Second, CloudInit: 3 * time.Second},
+			SSHConnect: 5 * time.Second, CloudInit: 5 * time.Second},
 		Pacer: provider.NewPacer(),
 	}
 	if c.tweak != nil {
@@ -416,7 +416,7 @@ func TestWaitSSHRidesOverFaults(t *testing.T) {
 			e := newSSHEnv(t, envConfig{})
 			e.sshd.Inject(simssh.Fault{Kind: tc.fault, Count: tc.count, Instance: e.simID})
 			opts := e.opts
-			opts.AttemptTimeout = 150 * time.Millisecond
+			opts.AttemptTimeout = 400 * time.Millisecond
 			opts.RefusedFor = 2 * time.Second
 			rep, err := provider.WaitSSH(ctxFor(t), e.p, e.id, opts)
 			if err != nil {
@@ -485,7 +485,7 @@ func TestWaitSSHStageTimeouts(t *testing.T) {
 			t.Parallel()
 			env := tc.env
 			env.tweak = func(c *provider.Config) {
-				c.Timeouts.SSHConnect, c.Timeouts.CloudInit = 700*time.Millisecond, 300*time.Millisecond
+				c.Timeouts.SSHConnect, c.Timeouts.CloudInit = 1500*time.Millisecond, 300*time.Millisecond
 			}
 			e := newSSHEnv(t, env)
 			if tc.fault != 0 {
@@ -493,7 +493,7 @@ func TestWaitSSHStageTimeouts(t *testing.T) {
 			}
 			opts := e.opts
 			opts.CloudInit = tc.cloudInit
-			opts.AttemptTimeout = 250 * time.Millisecond // a handshake under -race on a loaded machine takes tens of ms
+			opts.AttemptTimeout = 500 * time.Millisecond // a handshake under -race on a loaded machine may take hundreds of ms
 			opts.RefusedFor = time.Hour
 			_, err := provider.WaitSSH(ctxFor(t), e.p, e.id, opts)
 			if !errors.Is(err, provider.ErrTimeout) {

@@ -278,7 +278,7 @@ func testSSHStageTimeouts(t *testing.T, h Harness) {
 			t.Parallel()
 			e := sshSetup(t, h, tc.cloud, tc.ssh, func(c *provider.Config) {
 				c.Timeouts.InstanceReady = 400 * time.Millisecond
-				c.Timeouts.SSHConnect = time.Second
+				c.Timeouts.SSHConnect = 3 * time.Second
 				c.Timeouts.CloudInit = 400 * time.Millisecond
 			})
 			if tc.fault != 0 {
@@ -287,7 +287,10 @@ func testSSHStageTimeouts(t *testing.T, h Harness) {
 			inst := e.machine("ssh-slow", "")
 			opts := e.options(inst)
 			opts.CloudInit = tc.cloudInit
-			opts.AttemptTimeout = 300 * time.Millisecond
+			// Attempts long enough for a handshake under -race on a
+			// loaded machine, short enough to give up on a silent
+			// server a few times within SSHConnect.
+			opts.AttemptTimeout = time.Second
 			opts.RefusedFor = time.Hour
 			_, err := provider.WaitSSH(e.ctx, e.p, inst.ID, opts)
 			perr := wantKind(t, err, provider.ErrTimeout, "WaitSSH stuck in stage "+string(tc.stage))
