@@ -17,6 +17,8 @@ import (
 
 // Stage names one step of WaitSSH. The stages come in the order of the
 // constants below; each one starts where the one before it ended.
+// StagePort, StageHandshake and StageAuth share one bound,
+// ProviderTimeouts.SSHConnect, counted from the end of StageAPI.
 type Stage string
 
 // The stages of WaitSSH.
@@ -36,9 +38,6 @@ const (
 	// ProviderTimeouts.CloudInit.
 	StageCloudInit Stage = "cloud-init"
 )
-
-// StagePort, StageHandshake and StageAuth share one bound,
-// ProviderTimeouts.SSHConnect, counted from the end of StageAPI.
 
 // StageTiming is how long one stage of WaitSSH took.
 type StageTiming struct {

@@ -102,6 +102,7 @@ type FaultKind int
 
 // The faults a Server can inject.
 const (
+	// FaultNone is no fault.
 	FaultNone FaultKind = iota
 	// FaultReset resets the connection as soon as it is accepted.
 	FaultReset
