@@ -199,8 +199,8 @@ func TestWaitSSHStages(t *testing.T) {
 			if rep.Total() <= 0 {
 				t.Errorf("total %v", rep.Total())
 			}
-			if s := e.sshd.Stats(); s.Logins != 1 {
-				t.Errorf("%d logins, want 1: %+v", s.Logins, s)
+			if s := e.sshd.Stats(); s.Logins < 1 {
+				t.Errorf("no login: %+v", s)
 			}
 		})
 	}
@@ -422,8 +422,10 @@ func TestWaitSSHRidesOverFaults(t *testing.T) {
 			if err != nil {
 				t.Fatalf("WaitSSH under %d %s faults: %v", tc.count, tc.fault, err)
 			}
-			if s := e.sshd.Stats(); s.Faults[tc.fault] != tc.count || s.Logins != 1 {
-				t.Errorf("stats %+v, want %d faults and one login", s, tc.count)
+			// A login the server saw may be one the client gave up on as
+			// its attempt ran out (on a loaded machine): at least one.
+			if s := e.sshd.Stats(); s.Faults[tc.fault] != tc.count || s.Logins < 1 {
+				t.Errorf("stats %+v, want %d faults and a login", s, tc.count)
 			}
 			var attempts int
 			for _, st := range rep.Stages[1:] {
