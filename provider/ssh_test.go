@@ -79,8 +79,14 @@ type envConfig struct {
 	tweak    func(*provider.Config)
 }
 
+// sshSlots bounds the SSH environments alive at once: handshakes under
+// -race are CPU-heavy, and the package's timed tests run beside them.
+var sshSlots = make(chan struct{}, 4)
+
 func newSSHEnv(t *testing.T, c envConfig) *sshEnv {
 	t.Helper()
+	sshSlots <- struct{}{}
+	t.Cleanup(func() { <-sshSlots })
 	cloud := simcloud.New(simcloud.Options{World: simcloud.WorldSimple, Seed: 7})
 	sshd := simssh.Start(t, cloud, c.ssh)
 	signer, key := simssh.AddUserKey(cloud, "me", 1)
