@@ -41,7 +41,7 @@ func OpenDriver(ctx context.Context, name string, o driver.Opener, cfg Config) (
 		Token: string(cfg.Token), AccessKeyID: cfg.AccessKeyID,
 		SecretAccessKey: string(cfg.SecretAccessKey), SessionToken: string(cfg.SessionToken),
 		Region: cfg.Region, Regions: slices.Clone(cfg.Regions), Endpoint: cfg.Endpoint,
-		HTTPClient: hc, PollInterval: t.PollInterval, Logger: cfg.Log(), Getenv: cfg.Getenv,
+		HTTPClient: hc, PollInterval: t.PollInterval, Logger: cfg.log(), Getenv: cfg.Getenv,
 	}
 	d, err := o.Open(ctx, s)
 	if err != nil {
@@ -60,10 +60,10 @@ func OpenDriver(ctx context.Context, name string, o driver.Opener, cfg Config) (
 		name:  name,
 		d:     d,
 		info:  info,
-		owner: cfg.OwnerValue(),
+		owner: cfg.ownerValue(),
 		pol: &policy{
 			name: name, t: t, retry: cfg.Retry, wait: cfg.WaitPolicy, pacer: pacer,
-			log: cfg.Log(),
+			log: cfg.log(),
 		},
 		rules: rules{maxUserData: info.MaxUserDataBytes, userDataUTF8: info.UserDataUTF8, maxLabel: info.MaxLabelValue},
 	}

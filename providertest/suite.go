@@ -71,6 +71,7 @@ func Run(t *testing.T, h Harness) {
 		{"CancelIsPrompt", testCancelPrompt},
 		{"SnapshotTimeoutAndCancelLeaveItFindable", testSnapshotTimeout},
 		{"WaitReadyPollsBeforeDeadline", testWaitPollsBeforeDeadline},
+		{"OpenWithoutCredentials", testOpenWithoutCredentials},
 		{"TTLBounds", testTTLBounds},
 		{"Reap", testReap},
 		{"SSHReachableWithInstalledKey", testSSHReachable},
@@ -735,8 +736,16 @@ func testSnapshots(t *testing.T, h Harness) {
 	if !img.Available(e.cloud.Now()) {
 		t.Errorf("CreateSnapshot returned before the snapshot was usable")
 	}
-	if img.Labels[provider.OwnerLabel] != provider.DefaultOwner {
+	if img.Labels[provider.OwnerLabel] != provider.DefaultOwner && !strings.Contains(img.Name, provider.OwnerLabel+":"+provider.DefaultOwner) {
 		t.Errorf("snapshot labels %v lack %s=%s", img.Labels, provider.OwnerLabel, provider.DefaultOwner)
+	}
+	// The same request again is the same snapshot, not a second one.
+	again, err := e.p.CreateSnapshot(e.ctx, inst.ID, snapName)
+	if err != nil || again.ID != snap.ID {
+		t.Errorf("CreateSnapshot repeated: %v, %v; want the same snapshot %s", again, err, snap.ID)
+	}
+	if n := len(e.cloud.LiveSnapshots()); n != 2 { // this one and the hand-made one
+		t.Errorf("%d snapshots after a repeated CreateSnapshot, want the one it made and the hand-made one", n)
 	}
 
 	list, err := e.p.ListSnapshots(e.ctx)

@@ -105,7 +105,6 @@ func TestCapacityErrors(t *testing.T) {
 	}
 }
 
-
 // TestKeyReferences: a request names its key pair by name, by key pair
 // ID, or by a fingerprint as EC2 reports it — base64 SHA-256 for ed25519
 // keys (here with and without its "=" padding, and as ssh-keygen prints

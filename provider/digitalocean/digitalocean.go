@@ -53,6 +53,14 @@
 // managed-by:spuff spuff-key:…]") until it is made and tagged: ListSnapshots
 // finds it either way, and shows the plain name.
 //
+// # Expiry
+//
+// A request's TTL is kept on the droplet as the label spuff-expires, which
+// provider.Reap acts on. DigitalOcean offers no way for a machine to destroy
+// itself without credentials, and a powered-off droplet is still billed:
+// nothing ends an expired droplet but a reaper (spuffctl reap, or
+// provider.Reap from a scheduled job). Run one.
+//
 // # Errors
 //
 // godo does not parse the "id" of DigitalOcean's error bodies, so errors are

@@ -57,6 +57,14 @@
 // repeated after a lost answer or a timeout finds it and resumes waiting
 // for it rather than making a second.
 //
+// # Expiry
+//
+// A request's TTL is kept on the server as the label spuff-expires, which
+// provider.Reap acts on. Hetzner Cloud offers no way for a machine to destroy
+// itself without credentials, and a powered-off server is still billed:
+// nothing ends an expired server but a reaper (spuffctl reap, or
+// provider.Reap from a scheduled job). Run one.
+//
 // # Errors
 //
 // Hetzner's error codes map to the portable kinds: unauthorized and

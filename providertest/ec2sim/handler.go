@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -893,6 +894,7 @@ func (c *call) runInstances() *apiError {
 		ClientToken: token,
 		Params:      params(f),
 		Extra:       extra,
+		ShutdownAt:  guestShutdown(f.Get("InstanceInitiatedShutdownBehavior"), userData),
 	}, counts[0], counts[1])
 	if err != nil {
 		var me *simcloud.Error
@@ -1621,4 +1623,29 @@ func (c *call) describeKeyPairs() *apiError {
 	}
 	writeXML(c.w, resp)
 	return nil
+}
+
+// guestPoweroff is a guest's command that schedules its own power-off at
+// a Unix time ("systemd-run --on-calendar=@1790000000 systemctl poweroff",
+// as a user data script may run it).
+var guestPoweroff = regexp.MustCompile(`systemd-run\s+--on-calendar[= ]@([0-9]+)\s+\S*systemctl\s+poweroff`)
+
+// guestShutdown is when the guest of a machine launched with the shutdown
+// behaviour and user data shuts itself down and EC2 then terminates it:
+// the time its user data schedules a power-off for, when the behaviour is
+// "terminate" (with "stop", the default, the machine would only stop,
+// which the simulation does not model).
+func guestShutdown(behaviour, userData string) time.Time {
+	if behaviour != "terminate" {
+		return time.Time{}
+	}
+	m := guestPoweroff.FindStringSubmatch(userData)
+	if m == nil {
+		return time.Time{}
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(n, 0)
 }

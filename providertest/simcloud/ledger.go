@@ -110,6 +110,19 @@ func (c *Cloud) LiveInstances() []Instance {
 	return out
 }
 
+// AllInstances returns every instance the cloud ever made, deleted ones
+// too, oldest first: the ground truth an audit checks what was made
+// against.
+func (c *Cloud) AllInstances() []Instance {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Instance, 0, len(c.order))
+	for _, id := range c.order {
+		out = append(out, c.instances[id].clone())
+	}
+	return out
+}
+
 // DeletingInstances returns the instances deleted but not gone yet.
 func (c *Cloud) DeletingInstances() []Instance {
 	c.mu.Lock()
