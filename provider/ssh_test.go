@@ -569,16 +569,16 @@ func TestWaitSSHCloudInitFailure(t *testing.T) {
 func TestWaitSSHCancelIsPrompt(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		stage     provider.Stage
-		env       envConfig
-		fault     simssh.FaultKind
-		cloudInit bool
+		stage, before provider.Stage // cancelled 50 ms after before ended ("": after two polls)
+		env           envConfig
+		fault         simssh.FaultKind
+		cloudInit     bool
 	}{
-		{provider.StageAPI, envConfig{pending: true, tweak: func(c *provider.Config) { c.Timeouts.InstanceReady = time.Minute }}, 0, false},
-		{provider.StagePort, envConfig{ssh: simssh.Options{PortDelay: time.Hour}}, 0, false},
-		{provider.StagePort, envConfig{}, simssh.FaultBlackhole, false},
-		{provider.StageHandshake, envConfig{}, simssh.FaultBannerTimeout, false},
-		{provider.StageCloudInit, envConfig{ssh: simssh.Options{CloudInitDelay: time.Hour}}, 0, true},
+		{provider.StageAPI, "", envConfig{pending: true, tweak: func(c *provider.Config) { c.Timeouts.InstanceReady = time.Minute }}, 0, false},
+		{provider.StagePort, provider.StageAPI, envConfig{ssh: simssh.Options{PortDelay: time.Hour}}, 0, false},
+		{provider.StagePort, provider.StageAPI, envConfig{}, simssh.FaultBlackhole, false},
+		{provider.StageHandshake, provider.StagePort, envConfig{}, simssh.FaultBannerTimeout, false},
+		{provider.StageCloudInit, provider.StageAuth, envConfig{ssh: simssh.Options{CloudInitDelay: time.Hour}}, 0, true},
 	} {
 		t.Run(string(tc.stage)+" "+tc.fault.String(), func(t *testing.T) {
 			t.Parallel()
@@ -590,18 +590,38 @@ func TestWaitSSHCancelIsPrompt(t *testing.T) {
 			opts.CloudInit = tc.cloudInit
 			opts.AttemptTimeout = 30 * time.Second
 			ctx, cancel := context.WithCancel(ctxFor(t))
-			var at time.Time
-			var once sync.Once
-			cancelNow := func() { once.Do(func() { at = time.Now(); cancel() }) }
-			trace := &provider.WaitTrace{Polled: func(ev provider.WaitEvent) {
-				if ev.Stage == tc.stage && ev.Polls >= 2 {
-					cancelNow()
-				}
-			}}
-			timer := time.AfterFunc(300*time.Millisecond, cancelNow) // a stage whose first attempt hangs
-			defer timer.Stop()
+			defer cancel()
+			var (
+				mu   sync.Mutex
+				at   time.Time
+				once sync.Once
+			)
+			soon := func() {
+				once.Do(func() {
+					time.AfterFunc(50*time.Millisecond, func() {
+						mu.Lock()
+						at = time.Now()
+						mu.Unlock()
+						cancel()
+					})
+				})
+			}
+			trace := &provider.WaitTrace{
+				Polled: func(ev provider.WaitEvent) {
+					if tc.before == "" && ev.Stage == tc.stage && ev.Polls >= 2 {
+						soon()
+					}
+				},
+				StageDone: func(ev provider.StageEvent) {
+					if ev.Stage == tc.before {
+						soon()
+					}
+				},
+			}
 			_, err := provider.WaitSSH(provider.WithWaitTrace(ctx, trace), e.p, e.id, opts)
+			mu.Lock()
 			late := time.Since(at)
+			mu.Unlock()
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("WaitSSH cancelled: %v, want context.Canceled", err)
 			}
@@ -612,6 +632,7 @@ func TestWaitSSHCancelIsPrompt(t *testing.T) {
 			if late > sshCancelBound {
 				t.Errorf("WaitSSH returned %v after the cancel, want within %v", late, sshCancelBound)
 			}
+			t.Logf("returned %v after the cancel", late)
 		})
 	}
 }
