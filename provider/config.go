@@ -1,8 +1,10 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 )
 
@@ -93,6 +95,11 @@ type Config struct {
 	// Getenv reads environment variables; nil means os.Getenv. Tests set it
 	// to stay independent of the process environment.
 	Getenv func(string) string `json:"-"`
+	// DialContext opens the connections WaitSSH makes to machines (not
+	// API calls: those go through HTTPClient); nil means a net.Dialer. The
+	// simulated clouds' SSH servers are reached through it
+	// (providertest/simssh), as a proxy or a bastion would be.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error) `json:"-"`
 }
 
 // ownerValue returns c.Owner, or DefaultOwner when it is empty.

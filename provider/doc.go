@@ -29,6 +29,16 @@
 // DeleteSnapshot are idempotent. ListInstances and ListSnapshots return
 // every managed resource and only those.
 //
+// # Logging in
+//
+// WaitSSH waits past WaitReady until the machine can be logged in to over
+// SSH (golang.org/x/crypto/ssh), stage by stage — port open, handshake
+// with the host key verified, the caller's key accepted, cloud-init done
+// — each bounded by its ProviderTimeouts field and reported to the
+// context's WaitTrace. Host keys are checked by the caller's
+// HostKeyPolicy (KnownHosts, ConsoleHostKeys, HostKeys, or, explicitly,
+// TrustOnFirstUse), never accepted blindly.
+//
 // # Errors
 //
 // Every error a Provider returns is, or wraps, an *Error whose Kind says

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -70,6 +71,8 @@ func OpenDriver(ctx context.Context, name string, o driver.Opener, cfg Config) (
 		m.pol.pollClass = pollClass
 	}
 	m.snap, _ = d.(driver.Snapshotter)
+	m.console, _ = d.(driver.ConsoleReader)
+	m.dial = cfg.DialContext
 	m.boots = cfg.BootTimes
 	if m.boots == nil {
 		m.boots = &defaultBootTimes
@@ -125,6 +128,11 @@ type machines struct {
 	pol   *policy
 	rules rules
 
+	// console reads console output, nil when the cloud shows none; dial
+	// is Config.DialContext (see WaitSSH).
+	console driver.ConsoleReader
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+
 	boots   *BootTimes
 	born    recent // instance IDs this Provider made, when, and their boot kind
 	gone    recent // instance IDs this Provider destroyed lately
@@ -155,6 +163,10 @@ func (m *machines) Capabilities() Capabilities {
 func (m *machines) As(target any) bool {
 	if s, ok := target.(*Stats); ok {
 		*s = m.pol.stats()
+		return true
+	}
+	if self, ok := target.(**machines); ok { // the package's functions over a Provider (WaitSSH)
+		*self = m
 		return true
 	}
 	return m.d.As(target)

@@ -3,8 +3,8 @@ package providertest
 import (
 	"context"
 	"errors"
-	"regexp"
 	"maps"
+	"regexp"
 	"sync"
 	"testing"
 	"time"

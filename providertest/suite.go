@@ -74,6 +74,13 @@ func Run(t *testing.T, h Harness) {
 		{"OpenWithoutCredentials", testOpenWithoutCredentials},
 		{"TTLBounds", testTTLBounds},
 		{"Reap", testReap},
+		{"SSHReachableWithInstalledKey", testSSHReachable},
+		{"SSHKeyNotInstalledIsRefused", testSSHKeyNotInstalled},
+		{"SSHWrongHostKeyIsRefused", testSSHWrongHostKey},
+		{"SSHCloudInitFailureReported", testSSHCloudInitFailure},
+		{"SSHStageTimeoutsNameTheStage", testSSHStageTimeouts},
+		{"SSHCancelIsPrompt", testSSHCancel},
+		{"SSHHostKeyFromConsole", testSSHConsoleHostKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +150,8 @@ func FastConfig(cfg provider.Config) provider.Config {
 		PollInterval:   50 * time.Millisecond,
 		HTTPRequest:    5 * time.Second,
 		Lookup:         100 * time.Millisecond,
+		SSHConnect:     10 * time.Second,
+		CloudInit:      10 * time.Second,
 	}
 	cfg.WaitPolicy = provider.AdaptiveWait(suiteBoot, 5*time.Millisecond, 50*time.Millisecond)
 	cfg.Retry = provider.RetryPolicy{MaxAttempts: 6, InitialDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
