@@ -334,6 +334,8 @@ func (c *call) run(action string) *apiError {
 		return c.createTags()
 	case "DescribeKeyPairs":
 		return c.describeKeyPairs()
+	case "GetConsoleOutput":
+		return c.getConsoleOutput()
 	case "":
 		return missing("Action")
 	}
@@ -1648,4 +1650,34 @@ func guestShutdown(behaviour, userData string) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(n, 0)
+}
+
+// getConsoleOutput answers GetConsoleOutput: the instance's serial console
+// as cloud-init writes it, host key fingerprints included once it has
+// booted, base64-encoded as EC2 sends it.
+func (c *call) getConsoleOutput() *apiError {
+	id := c.form.Get("InstanceId")
+	if id == "" {
+		return missing("InstanceId")
+	}
+	found, e := c.lookupInstances([]string{id})
+	if e != nil {
+		return e
+	}
+	out, err := c.h.cloud.ConsoleOutput(found[0].ID)
+	if err != nil {
+		return badRequest("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+	}
+	writeXML(c.w, consoleOutputResponse{Xmlns: xmlns, RequestID: c.requestID(), InstanceID: id,
+		Timestamp: c.now.UTC().Format(time.RFC3339), Output: base64.StdEncoding.EncodeToString([]byte(out))})
+	return nil
+}
+
+type consoleOutputResponse struct {
+	XMLName    xml.Name `xml:"GetConsoleOutputResponse"`
+	Xmlns      string   `xml:"xmlns,attr"`
+	RequestID  string   `xml:"requestId"`
+	InstanceID string   `xml:"instanceId"`
+	Timestamp  string   `xml:"timestamp"`
+	Output     string   `xml:"output"`
 }
