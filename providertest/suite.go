@@ -73,6 +73,10 @@ func Run(t *testing.T, h Harness) {
 		{"WaitReadyPollsBeforeDeadline", testWaitPollsBeforeDeadline},
 		{"TTLBounds", testTTLBounds},
 		{"Reap", testReap},
+		{"CapacityIsTyped", testCapacityTyped},
+		{"FailoverAcrossRegionsMakesOne", testFailover},
+		{"CatalogMatchesCloud", testCatalog},
+		{"PickNeverReturnsWhatDoesNotFit", testPickFits},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
