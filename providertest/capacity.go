@@ -238,6 +238,7 @@ func testCatalog(t *testing.T, h Harness) {
 	e.cloud.SetCapacity(req.Region, req.Size, 0)
 	regions := e.cloud.Options().Regions
 	e.cloud.DisableRegion(regions[len(regions)-1], true)
+	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCatalog, Kind: simcloud.FaultUnavailable}) // read again, whole
 	got, err := provider.FetchCatalog(e.ctx, e.p, time.Minute)
 	if errors.Is(err, provider.ErrNotSupported) {
 		t.Skipf("the driver has no catalogue: %v", err)

@@ -1,10 +1,16 @@
 package aws_test
 
 import (
+	"context"
 	"slices"
 	"strconv"
+	"strings"
+	"testing"
+	"time"
 
 	"github.com/spuffgo/spuff/provider"
+	"github.com/spuffgo/spuff/provider/aws"
+	"github.com/spuffgo/spuff/providertest"
 	"github.com/spuffgo/spuff/providertest/ec2sim"
 	"github.com/spuffgo/spuff/providertest/simcloud"
 )
@@ -36,4 +42,56 @@ func expectedCatalog(srv *simcloud.Server) *provider.Catalog {
 		out.Sizes = append(out.Sizes, size)
 	}
 	return out
+}
+
+// Prices come from the Price List API only: a region covered by the
+// Provider has the prices of its products, a product the list lacks
+// (m7g.large in eu-west-1) stays unknown, and credentials that may not
+// read the list leave every price unknown, said in Notes.
+func TestCatalogPrices(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		hopts  []ec2sim.HandlerOption
+		known  map[string]bool // "region/type" whose price is known
+		note   string
+		unseen string // a placement whose price must be unknown
+	}{
+		{"covered regions", nil, map[string]bool{"us-east-1/m7g.large": true, "eu-west-1/m5.large": true}, "", "eu-west-1/m7g.large"},
+		{"no access to the price list", []ec2sim.HandlerOption{ec2sim.WithoutPricingAccess()}, nil, "pricing:GetProducts", "us-east-1/t3.micro"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := ec2sim.StartWith(t, providertest.Options(), tc.hopts...)
+			cfg := providertest.FastConfig(simConfig(srv))
+			cfg.Regions = []string{"eu-west-1"}
+			p, err := aws.Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := provider.FetchCatalog(ctx, p, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range tc.known {
+				region, typ, _ := strings.Cut(k, "/")
+				s, _ := c.Size(typ)
+				if !s.Price(region).Known() || s.Price(region).Currency != "USD" {
+					t.Errorf("%s: price %v, want a known dollar price", k, s.Price(region))
+				}
+			}
+			region, typ, _ := strings.Cut(tc.unseen, "/")
+			if s, _ := c.Size(typ); s.Price(region).Known() {
+				t.Errorf("%s has price %v, which the Price List does not publish", tc.unseen, s.Price(region))
+			}
+			if s, _ := c.Size("t3.micro"); s.Price("us-west-2").Known() {
+				t.Errorf("us-west-2, not covered, has a price")
+			}
+			if tc.note != "" && !strings.Contains(strings.Join(c.Notes, "\n"), tc.note) {
+				t.Errorf("notes %q do not say why prices are unknown (%q)", c.Notes, tc.note)
+			}
+		})
+	}
 }

@@ -546,6 +546,7 @@ type HandlerOption func(*handlerConfig)
 type handlerConfig struct {
 	ignoreDeleteAssociated bool
 	fingerprints           simcloud.Switch
+	denyPricing            bool // WithoutPricingAccess (pricing.go)
 }
 
 // Fingerprints picks how DescribeKeyPairs reports fingerprints: On for

@@ -47,6 +47,13 @@ func OnDemandPrices() map[string]map[string]string {
 	}
 }
 
+// WithoutPricingAccess makes the Price List API answer every call with
+// AccessDeniedException, as it does to credentials without the
+// pricing:GetProducts permission (EC2 keeps answering).
+func WithoutPricingAccess() HandlerOption {
+	return func(c *handlerConfig) { c.denyPricing = true }
+}
+
 // isPricing reports whether r is a Price List API call.
 func isPricing(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get("X-Amz-Target"), pricingTarget)
@@ -122,6 +129,11 @@ func (h *handler) servePricing(w http.ResponseWriter, r *http.Request, reqID str
 	call := simcloud.Call{Op: simcloud.OpCatalog, Credential: pricingCredential(r), Scope: "pricing"}
 	h.cloud.ServeCall(w, r, pricingDialect{}, call, func(w http.ResponseWriter) {
 		w.Header().Set("X-Amzn-Requestid", reqID)
+		if h.cfg.denyPricing {
+			writeJSONError(w, http.StatusBadRequest, "AccessDeniedException",
+				"User is not authorized to perform: pricing:GetProducts because no identity-based policy allows the pricing:GetProducts action")
+			return
+		}
 		switch op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), pricingTarget); op {
 		case "GetProducts":
 			h.getProducts(w, body)
