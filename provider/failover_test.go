@@ -271,3 +271,75 @@ func TestCreateWithFailoverCancelled(t *testing.T) {
 		t.Errorf("a cancelled failover went on to %d placements", len(ferr.Attempts))
 	}
 }
+
+// A plain CreateInstance whose lost answer is followed by a refusal for
+// capacity is not ErrCapacity while the machine may exist: a caller's own
+// failover on ErrCapacity must not make a second machine.
+func TestCreateInstanceCapacityAfterLostAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		hidden time.Duration
+		want   error // nil: the machine is adopted
+	}{
+		{"listed: adopted", 0, nil},
+		{"not listed yet: outcome unknown", time.Hour, provider.ErrOutcomeUnknown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mem := memdriver.New()
+			mem.UniqueNames = true // the create is repeated (Hetzner)
+			mem.Hidden = tc.hidden
+			mem.LoseCreate = 1
+			n := 0
+			mem.Refuse = func(*driver.CreateInput) error {
+				if n++; n == 2 {
+					return noRoom()
+				}
+				return nil
+			}
+			p := fastMem(t, mem)
+			req := failoverReq("web-1")
+			req.Region, req.Size = "fsn1", "cx22"
+			inst, err := p.CreateInstance(context.Background(), req)
+			if tc.want == nil {
+				if err != nil || len(mem.Live()) != 1 || inst.ID != mem.Live()[0].ID {
+					t.Fatalf("got %v, %v; want the machine the lost answer made", inst, err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || errors.Is(err, provider.ErrCapacity) {
+				t.Fatalf("err = %v; want %v and not ErrCapacity", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), "refused for capacity") {
+				t.Errorf("the error does not say what the cloud answered: %v", err)
+			}
+		})
+	}
+}
+
+// Two placements whose earlier creates may each have made the machine
+// cannot be tried without risking two: the failover makes none.
+func TestCreateWithFailoverTwoUnsure(t *testing.T) {
+	t.Parallel()
+	mem := memdriver.New()
+	mem.Hidden = time.Hour // nothing is listed: every lost answer stays unknown
+	p := fastMem(t, mem)
+	ctx := context.Background()
+	for _, region := range []string{"fsn1", "nbg1"} {
+		mem.LoseCreate = 1
+		req := failoverReq("web-1")
+		req.Region, req.Size = region, "cx22"
+		if _, err := p.CreateInstance(ctx, req); !errors.Is(err, provider.ErrOutcomeUnknown) {
+			t.Fatalf("lost create in %s: %v, want ErrOutcomeUnknown", region, err)
+		}
+	}
+	creates := mem.Creates()
+	_, err := provider.CreateWithFailover(ctx, failoverReq("web-1"), provider.Grid(p, []string{"fsn1", "nbg1", "hel1"}, []string{"cx22"}))
+	if !errors.Is(err, provider.ErrOutcomeUnknown) || mem.Creates() != creates {
+		t.Fatalf("failover over two unsure placements: %v, %d more creates; want ErrOutcomeUnknown and none", err, mem.Creates()-creates)
+	}
+	if !strings.Contains(err.Error(), "fsn1") || !strings.Contains(err.Error(), "nbg1") {
+		t.Errorf("the error does not name the unsure placements: %v", err)
+	}
+}
