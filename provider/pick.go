@@ -104,7 +104,8 @@ type Offer struct {
 	// Placement is the provider, region and size, ready for
 	// CreateWithFailover.
 	Placement Placement `json:"placement"`
-	// Size is the size's catalogue entry.
+	// Size is the size's catalogue entry, its Prices reduced to this
+	// placement's.
 	Size Size `json:"size"`
 	// Region is the region's catalogue entry.
 	Region Region `json:"region"`
