@@ -141,6 +141,8 @@ type machines struct {
 	unsure  unsure // request keys whose create's outcome was unknown
 	creates flight // CreateInstance calls in progress, by request key
 	snaps   flight // CreateSnapshot calls in progress, by snapshot key
+
+	cat catalogCache // the last catalogue read (FetchCatalog)
 }
 
 var _ Provider = (*machines)(nil)

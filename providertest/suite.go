@@ -81,6 +81,10 @@ func Run(t *testing.T, h Harness) {
 		{"SSHStageTimeoutsNameTheStage", testSSHStageTimeouts},
 		{"SSHCancelIsPrompt", testSSHCancel},
 		{"SSHHostKeyFromConsole", testSSHConsoleHostKeys},
+		{"CapacityIsTyped", testCapacityTyped},
+		{"FailoverAcrossRegionsMakesOne", testFailover},
+		{"CatalogMatchesCloud", testCatalog},
+		{"PickNeverReturnsWhatDoesNotFit", testPickFits},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -257,6 +257,8 @@ type drv struct {
 	// fetchMu makes one image lookup at a time: creates made at once
 	// wait for it and share its AMI rather than each repeating it.
 	fetchMu sync.Mutex
+
+	pricingState // the Price List API client (catalog.go)
 }
 
 type placement struct {

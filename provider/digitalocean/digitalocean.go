@@ -67,9 +67,15 @@
 // classified by HTTP status: 401 and 403 are authentication errors, 404 not
 // found, 422 and 400 invalid config naming the field the message names (or
 // quota exceeded when it says a limit would be exceeded, or no capacity
-// when a size is unavailable in a region), 429 rate limit, with the
+// when a size or the region is unavailable), 429 rate limit, with the
 // Retry-After, or the time to RateLimit-Reset when no request is left. The
 // *godo.ErrorResponse is reachable with errors.As.
+//
+// # Catalogue
+//
+// provider.FetchCatalog reads /v2/regions and /v2/sizes, every page: a
+// size is offered in the regions it lists, at its price_hourly in US
+// dollars (see Catalog).
 package digitalocean
 
 import (

@@ -78,6 +78,12 @@
 // placement_error to ErrCapacity, conflict and locked to retryable ErrAPI,
 // server errors to ErrAPI. The hcloud.Error stays reachable with errors.As.
 //
+// # Catalogue
+//
+// provider.FetchCatalog reads the locations, the server types (offered
+// in a location while its "available" says so) and the project's currency
+// from /pricing; prices are each location's net price (VAT excluded).
+//
 // # As
 //
 // As reaches the SDK client and the Provider's call counts:

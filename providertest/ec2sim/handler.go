@@ -196,6 +196,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := h.seq.Add(1)
 	reqID := fmt.Sprintf("5eed%04x-%04x-4%03x-8%03x-%012x", n>>48&0xffff, n>>32&0xffff, n>>20&0xfff, n>>8&0xfff, n)
 	w.Header().Set("X-Amzn-Requestid", reqID)
+	if isPricing(r) {
+		h.servePricing(w, r, reqID) // the Price List API (pricing.go)
+		return
+	}
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		writeError(w, &apiError{http.StatusMethodNotAllowed, "InvalidHttpRequest", "The EC2 Query API takes GET or POST"})
 		return
@@ -248,6 +252,9 @@ func opOf(action string, form url.Values) simcloud.Op {
 		return simcloud.OpTag
 	case "DescribeKeyPairs":
 		return simcloud.OpListSSHKeys
+	}
+	if op, ok := catalogOp(action); ok {
+		return op
 	}
 	return simcloud.OpOther
 }
@@ -338,6 +345,9 @@ func (c *call) run(action string) *apiError {
 		return c.getConsoleOutput()
 	case "":
 		return missing("Action")
+	}
+	if e, ok := c.runCatalog(action); ok {
+		return e
 	}
 	return badRequest("InvalidAction", "The action %s is not valid for this web service.", action)
 }
