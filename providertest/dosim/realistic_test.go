@@ -217,15 +217,15 @@ func TestCapacityErrors(t *testing.T) {
 		prep func(c *simcloud.Cloud)
 		want string
 	}{
-		{"injected", simcloud.Options{}, func(c *simcloud.Cloud) {
+		{"injected", simcloud.Realistic(1), func(c *simcloud.Cloud) {
 			c.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultCapacity})
 		}, "Size is not available in this region."},
-		{"exhausted", simcloud.Options{}, func(c *simcloud.Cloud) { c.SetCapacity("nyc3", "s-1vcpu-1gb", 0) }, "Size is not available in this region."},
-		{"region disabled", simcloud.Options{}, func(c *simcloud.Cloud) { c.DisableRegion("nyc3", true) }, "Region is not available"},
-		{"injected region", simcloud.Options{}, func(c *simcloud.Cloud) {
+		{"exhausted", simcloud.Realistic(1), func(c *simcloud.Cloud) { c.SetCapacity("nyc3", "s-1vcpu-1gb", 0) }, "Size is not available in this region."},
+		{"region disabled", simcloud.Realistic(1), func(c *simcloud.Cloud) { c.DisableRegion("nyc3", true) }, "Region is not available"},
+		{"injected region", simcloud.Realistic(1), func(c *simcloud.Cloud) {
 			c.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultRegionDisabled})
 		}, "Region is not available"},
-		{"quota, not capacity", simcloud.Options{MaxInstances: 1}, func(c *simcloud.Cloud) {
+		{"quota, not capacity", func() simcloud.Options { o := simcloud.Realistic(1); o.MaxInstances = 1; return o }(), func(c *simcloud.Cloud) {
 			c.AddInstances(1, func(int) simcloud.InstanceSpec {
 				return simcloud.InstanceSpec{Name: "first", Region: "nyc3", Size: "s-1vcpu-1gb"}
 			})
@@ -257,7 +257,7 @@ func TestCapacityErrors(t *testing.T) {
 
 func TestConflictAndLockedFaults(t *testing.T) {
 	t.Parallel()
-	e := start(t, simcloud.Options{})
+	e := realistic(t, nil)
 	d := droplet(e, "x")
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateSnapshot, Kind: simcloud.FaultLocked})
 	_, _, err := e.client.DropletActions.Snapshot(e.ctx, d.ID, "s")

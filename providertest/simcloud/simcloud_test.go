@@ -42,7 +42,8 @@ func newTestCloud(t *testing.T, opts Options) (*Cloud, *fakeClock, int64) {
 
 func TestInstanceBootsAndGetsIP(t *testing.T) {
 	t.Parallel()
-	c, clk, img := newTestCloud(t, Options{BootDelay: 10 * time.Second, IPFraction: 0.5})
+	// The simple world: a boot of exactly BootDelay, no late IPs.
+	c, clk, img := newTestCloud(t, Options{World: WorldSimple, BootDelay: 10 * time.Second, IPFraction: 0.5})
 	in, created, err := c.CreateInstance(InstanceSpec{Name: "a", Region: "r", Size: "s", ImageID: img, Labels: map[string]string{"managed-by": "spuff"}})
 	if err != nil || !created {
 		t.Fatalf("CreateInstance = %v, %v", created, err)
@@ -143,7 +144,9 @@ func TestDuplicatesCounted(t *testing.T) {
 
 func TestListPagingAndRetention(t *testing.T) {
 	t.Parallel()
-	c, clk, _ := newTestCloud(t, Options{Retention: time.Minute})
+	// The simple world: a delete is gone at once (TestDestroyWindow has
+	// the realistic window).
+	c, clk, _ := newTestCloud(t, Options{World: WorldSimple, Retention: time.Minute})
 	ids := c.AddInstances(25, func(i int) InstanceSpec {
 		l := map[string]string{}
 		if i%2 == 0 {
@@ -191,7 +194,9 @@ func TestListPagingAndRetention(t *testing.T) {
 
 func TestSnapshotsAndVolumes(t *testing.T) {
 	t.Parallel()
-	c, clk, img := newTestCloud(t, Options{SnapshotDelay: time.Second})
+	// The simple world: a snapshot takes exactly SnapshotDelay
+	// (TestSnapshotsSlowAndFailing has the realistic spread and failures).
+	c, clk, img := newTestCloud(t, Options{World: WorldSimple, SnapshotDelay: time.Second})
 	in, _, _ := c.CreateInstance(InstanceSpec{Name: "a", ImageID: img})
 	snap, act, err := c.CreateSnapshot(SnapshotSpec{InstanceID: in.ID, Name: "s", VolumeSnapshots: true, Labels: map[string]string{"managed-by": "spuff"}})
 	if err != nil {
@@ -380,7 +385,9 @@ func (plainDialect) RateHeaders(h http.Header, ws []WindowState) {
 
 func TestServeFaults(t *testing.T) {
 	t.Parallel()
-	c := New(Options{Tokens: []string{"tok"}, RateLimits: []RateLimit{{Requests: 1000, Per: time.Hour}}})
+	// The simple world: Retry-After is fractional (TestServeStyles has the
+	// realistic styles).
+	c := New(Options{World: WorldSimple, Tokens: []string{"tok"}, RateLimits: []RateLimit{{Requests: 1000, Per: time.Hour}}})
 	var ran sync.Map
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.Serve(w, r, plainDialect{}, Op(r.URL.Path[1:]), r.Header.Get("X-Token"), func(w http.ResponseWriter) {

@@ -239,14 +239,17 @@ func TestSnapshotsSlowAndFailing(t *testing.T) {
 		inject bool
 		fails  bool
 	}{
-		{"fail rate 1", Options{SnapshotDelay: 5 * time.Minute, SnapshotFailRate: 1}, false, true},
-		{"injected", Options{SnapshotDelay: 5 * time.Minute}, true, true},
-		{"fine", Options{SnapshotDelay: 5 * time.Minute}, false, false},
+		{"fail rate 1", Options{SnapshotFailRate: 1}, false, true},
+		{"injected", Options{}, true, true},
+		{"fine", Options{}, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, clk, img := newTestCloud(t, tc.opts)
+			// The realistic world: snapshots of 5 minutes ±50 %.
+			opts := Realistic(1)
+			opts.SnapshotDelay, opts.SnapshotFailRate = 5*time.Minute, tc.opts.SnapshotFailRate
+			c, clk, img := newTestCloud(t, opts)
 			in, _, _ := c.CreateInstance(InstanceSpec{Name: "a", ImageID: img})
 			if tc.inject {
 				c.Inject(Fault{Op: OpGetImage, Kind: FaultSnapshotFailed}) // the op is ignored: it applies to snapshots
@@ -258,7 +261,14 @@ func TestSnapshotsSlowAndFailing(t *testing.T) {
 			if st := snap.State(clk.now()); st != ImagePending {
 				t.Fatalf("new snapshot state %s, want pending", st)
 			}
-			clk.advance(5 * time.Minute)
+			if d := snap.ReadyAt.Sub(clk.now()); d < 150*time.Second || d > 450*time.Second {
+				t.Fatalf("snapshot takes %v, want 5 minutes ±50 %%", d)
+			}
+			clk.set(snap.ReadyAt.Add(-time.Second))
+			if got, _ := c.GetImage(snap.ID); got.State(clk.now()) != ImagePending {
+				t.Fatalf("a second before its end: state %s, want pending", got.State(clk.now()))
+			}
+			clk.set(snap.ReadyAt)
 			got, _ := c.GetImage(snap.ID)
 			a, _ := c.GetAction(act.ID)
 			want := ImageAvailable
@@ -280,9 +290,14 @@ func TestSnapshotsSlowAndFailing(t *testing.T) {
 
 func TestDestroyWindow(t *testing.T) {
 	t.Parallel()
-	c, clk, img := newTestCloud(t, Options{DestroyDelay: 30 * time.Second, Retention: time.Hour})
+	opts := Realistic(1)
+	opts.DestroyDelay, opts.Retention = 30*time.Second, time.Hour
+	c, clk, img := newTestCloud(t, opts)
 	in, _, _ := c.CreateInstance(InstanceSpec{Name: "a", ImageID: img})
-	clk.advance(time.Second)
+	clk.set(in.ReadyAt.Add(time.Second)) // booted: it has its IP (a late one comes later)
+	if in.IPAt.After(in.ReadyAt) {
+		clk.set(in.IPAt.Add(time.Second))
+	}
 	act, err := c.DeleteInstance(in.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -441,25 +456,34 @@ func TestClientTokenParams(t *testing.T) {
 
 func TestLockActions(t *testing.T) {
 	t.Parallel()
-	c, clk, img := newTestCloud(t, Options{LockActions: On, BootDelay: 10 * time.Second, SnapshotDelay: time.Minute, DestroyDelay: 5 * time.Second})
+	// The realistic world (jittered boots and snapshots) with locks on, as
+	// hcloudsim turns them on for Hetzner.
+	opts := Realistic(1)
+	opts.LockActions, opts.SnapshotDelay, opts.DestroyDelay = On, time.Minute, 5*time.Second
+	c, clk, img := newTestCloud(t, opts)
 	in, _, _ := c.CreateInstance(InstanceSpec{Name: "a", ImageID: img})
 	_, err := c.DeleteInstance(in.ID)
 	wantCode(t, err, CodeLocked) // still booting
 	_, _, err = c.CreateSnapshot(SnapshotSpec{InstanceID: in.ID})
 	wantCode(t, err, CodeLocked)
-	clk.advance(10 * time.Second)
-	if _, _, err := c.CreateSnapshot(SnapshotSpec{InstanceID: in.ID}); err != nil {
+	clk.set(in.ReadyAt.Add(-time.Second))
+	_, err = c.DeleteInstance(in.ID)
+	wantCode(t, err, CodeLocked) // a second before its boot ends
+	clk.set(in.ReadyAt)
+	snap, _, err := c.CreateSnapshot(SnapshotSpec{InstanceID: in.ID})
+	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.DeleteInstance(in.ID)
 	wantCode(t, err, CodeLocked) // snapshotting
-	clk.advance(time.Minute)
-	if _, err := c.DeleteInstance(in.ID); err != nil {
+	clk.set(snap.ReadyAt)
+	act, err := c.DeleteInstance(in.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.DeleteInstance(in.ID)
 	wantCode(t, err, CodeLocked) // being deleted
-	clk.advance(5 * time.Second)
+	clk.set(act.DoneAt)
 	_, err = c.DeleteInstance(in.ID)
 	wantCode(t, err, CodeNotFound)
 }
@@ -491,7 +515,7 @@ func TestServeStyles(t *testing.T) {
 		delay time.Duration
 		want  string // Retry-After, "" for none
 	}{
-		{"fractional", Options{}, FaultRateLimit, 50 * time.Millisecond, "0.050"},
+		{"fractional, the simple world's", Options{World: WorldSimple}, FaultRateLimit, 50 * time.Millisecond, "0.050"},
 		{"whole seconds", Options{RetryAfter: RetryAfterWholeSeconds}, FaultRateLimit, 50 * time.Millisecond, "1"},
 		{"whole seconds rounded up", Options{RetryAfter: RetryAfterWholeSeconds}, FaultRateLimit, 2100 * time.Millisecond, "3"},
 		{"scaled", Options{RetryAfter: RetryAfterWholeSeconds, TimeScale: 0.01}, FaultRateLimit, 250 * time.Second, "3"},
