@@ -107,6 +107,9 @@ func (c *Cloud) CreateSnapshot(spec SnapshotSpec) (Image, Action, error) {
 	if r := c.opts.SnapshotFailRate; !failed && r > 0 && c.rng.Float64() < r {
 		failed = true
 	}
+	if failed {
+		c.failedSnaps++
+	}
 	img := &Image{
 		ID:          c.id(),
 		Kind:        ImageSnapshot,

@@ -281,6 +281,9 @@ func TestSnapshotsSlowAndFailing(t *testing.T) {
 			if tc.inject && c.Stats().FaultsInjected[FaultSnapshotFailed] != 1 {
 				t.Error("the injected failure was not counted")
 			}
+			if n, want := c.Stats().FailedSnapshots, map[bool]int{true: 1}[tc.fails]; n != want {
+				t.Errorf("FailedSnapshots = %d, want %d", n, want)
+			}
 			if _, _, err := c.CreateInstance(InstanceSpec{Name: "b", ImageID: snap.ID}); tc.fails && err == nil {
 				t.Error("a machine booted from a failed snapshot")
 			}
@@ -372,6 +375,9 @@ func TestCapacityAndQuota(t *testing.T) {
 		}
 	}
 	wantCode(t, mk("a2", "r1", "s"), CodeCapacity)
+	if n := c.Stats().CapacityRefused; n != 1 {
+		t.Errorf("CapacityRefused = %d, want 1", n)
+	}
 	if err := mk("b", "r1", "other"); err != nil {
 		t.Errorf("another size of the region: %v", err)
 	}
