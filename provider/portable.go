@@ -352,9 +352,14 @@ func (m *machines) DestroyInstance(ctx context.Context, id string) error {
 	if err := m.checkID(op, "instance", id, false); err != nil {
 		return err
 	}
-	del := func(ctx context.Context) error { return m.d.Delete(ctx, id) }
+	seen := false // the cloud showed the machine in this call: a "not found" since means gone
+	del := func(ctx context.Context) error {
+		err := m.d.Delete(ctx, id)
+		seen = seen || busy(wrapErr(m.name, op, err))
+		return err
+	}
 	err := m.whileBusy(ctx, op, "instance", id, del)
-	if KindOf(err) == KindNotFound {
+	if KindOf(err) == KindNotFound && !seen {
 		if left, ok := m.fresh(id); ok {
 			err = m.whileInvisible(ctx, op, id, left, del)
 		}
