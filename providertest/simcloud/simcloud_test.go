@@ -491,3 +491,44 @@ func TestFormatSeconds(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeAnswerStaysOpen: a huge answer never ends its first value, so a
+// decoder reads until its bound, whatever the body it is made from (a cut
+// just after an array element or a number would be a syntax error at
+// once, and prove nothing about the bound).
+func TestHugeAnswerStaysOpen(t *testing.T) {
+	t.Parallel()
+	bodies := []string{
+		`{"droplets":[{"id":1,"name":"a","tags":["managed-by:spuff","soak:yes"]}],"links":{},"meta":{"total":1}}`,
+		`{"servers":[],"meta":{"pagination":{"page":1,"per_page":50,"next_page":null}}}`,
+		`{"id":"not_found","message":"The resource you were accessing could not be found."}`,
+		`[{"a":1},{"b":2},{"c":3},{"d":4},{"e":5},{"f":6},{"g":7},{"h":8}]`,
+	}
+	for _, body := range bodies {
+		w := &headWriter{keep: 1 << 20}
+		writeHuge(w, []byte(body))
+		if w.n < 64<<20 {
+			t.Fatalf("huge answer of %d bytes", w.n)
+		}
+		var v any
+		err := json.NewDecoder(&w.head).Decode(&v)
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("huge answer made of %s: decoding to the bound gives %v, want unexpected EOF (the value still open)", body, err)
+		}
+	}
+}
+
+// headWriter keeps the first keep bytes written to it and counts them all.
+type headWriter struct {
+	head bytes.Buffer
+	keep int
+	n    int
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	if room := w.keep - w.head.Len(); room > 0 {
+		w.head.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
