@@ -127,6 +127,7 @@ type machines struct {
 
 	boots   *BootTimes
 	born    recent // instance IDs this Provider made, when, and their boot kind
+	seen    recent // instance IDs of born the cloud has shown since: a "not found" for them means gone
 	gone    recent // instance IDs this Provider destroyed lately
 	named   recent // names of the machines this Provider made lately -> the ID
 	jobs    recent // snapshot key/job of the snapshot jobs this Provider started
@@ -262,11 +263,12 @@ func isReserved(k string) bool {
 }
 
 // fresh reports whether this Provider made the instance id less than
-// consistencyWindow ago: a "not found" for it then means "not visible
-// yet", and how much of the window is left.
+// consistencyWindow ago and the cloud has not shown it since: a "not
+// found" for it then means "not visible yet", and how much of the window
+// is left.
 func (m *machines) fresh(id string) (time.Duration, bool) {
 	age, ok := m.born.age(id)
-	if !ok || age >= consistencyWindow {
+	if !ok || age >= consistencyWindow || m.seen.has(id) {
 		return 0, false
 	}
 	return consistencyWindow - age, true
@@ -306,6 +308,9 @@ func (m *machines) GetInstance(ctx context.Context, id string) (*Instance, error
 func (m *machines) get(ctx context.Context, op, id string, bound time.Duration) (*driver.Instance, error) {
 	in, err := retried(ctx, m.pol, op, func(ctx context.Context) (*driver.Instance, error) { return m.d.Get(ctx, id) })
 	if KindOf(err) != KindNotFound {
+		if err == nil {
+			m.seen.add(id)
+		}
 		return m.view(in), err
 	}
 	left, ok := m.fresh(id)
@@ -317,6 +322,9 @@ func (m *machines) get(ctx context.Context, op, id string, bound time.Duration) 
 		in, e = m.d.Get(ctx, id)
 		return e
 	})
+	if err == nil {
+		m.seen.add(id)
+	}
 	return m.view(in), err
 }
 
@@ -352,14 +360,15 @@ func (m *machines) DestroyInstance(ctx context.Context, id string) error {
 	if err := m.checkID(op, "instance", id, false); err != nil {
 		return err
 	}
-	seen := false // the cloud showed the machine in this call: a "not found" since means gone
 	del := func(ctx context.Context) error {
 		err := m.d.Delete(ctx, id)
-		seen = seen || busy(wrapErr(m.name, op, err))
+		if busy(wrapErr(m.name, op, err)) {
+			m.seen.add(id) // the cloud shows it, busy being deleted, say
+		}
 		return err
 	}
 	err := m.whileBusy(ctx, op, "instance", id, del)
-	if KindOf(err) == KindNotFound && !seen {
+	if KindOf(err) == KindNotFound {
 		if left, ok := m.fresh(id); ok {
 			err = m.whileInvisible(ctx, op, id, left, del)
 		}
@@ -552,6 +561,7 @@ func (m *machines) WaitReady(ctx context.Context, id string) (*Instance, error) 
 			return false, "", err
 		}
 		seen = true
+		m.seen.add(id)
 		if !live(in) {
 			return false, in.RawState, driver.NotFound("the instance is " + in.RawState)
 		}
