@@ -460,7 +460,7 @@ func (m *machines) instances(ctx context.Context, op string, q driver.Query) ite
 			if err != nil || stopped || seen[id] || m.gone.has(id) {
 				continue
 			}
-			if _, fresh := m.fresh(id); !fresh {
+			if age, ok := m.born.age(id); !ok || age >= consistencyWindow {
 				continue
 			}
 			in, gerr := m.get(ctx, op, id, m.pol.t.Lookup)
