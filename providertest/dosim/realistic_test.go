@@ -269,3 +269,25 @@ func TestConflictAndLockedFaults(t *testing.T) {
 		t.Errorf("conflict fault: %v, want 409", err)
 	}
 }
+
+// TestFailedSnapshotLeavesNothing: a droplet snapshot that fails is an
+// errored action and no image, as on DigitalOcean: nothing to list, read,
+// delete or bill.
+func TestFailedSnapshotLeavesNothing(t *testing.T) {
+	t.Parallel()
+	e := realistic(t, nil)
+	d := droplet(e, "snap-fails", "managed-by:spuff")
+	e.clock.Advance(time.Minute)
+	e.cloud.Inject(simcloud.Fault{Kind: simcloud.FaultSnapshotFailed})
+	act := must(e.client.DropletActions.Snapshot(e.ctx, d.ID, "will-fail"))
+	e.clock.Advance(10 * time.Minute)
+	if a := must(e.client.Actions.Get(e.ctx, act.ID)); a.Status != "errored" {
+		t.Errorf("snapshot action %+v, want errored", a)
+	}
+	if snaps := must(e.client.Droplets.Snapshots(e.ctx, d.ID, nil)); len(snaps) != 0 {
+		t.Errorf("a failed snapshot is listed: %+v", snaps)
+	}
+	if st := e.cloud.Stats(); st.LiveSnapshots != 0 || st.FailedSnapshots != 1 {
+		t.Errorf("after a failed snapshot: %d live snapshots (billed), %d failed; want 0 and 1", st.LiveSnapshots, st.FailedSnapshots)
+	}
+}

@@ -549,3 +549,36 @@ func TestServeStyles(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedSnapshotDiscarded: where the cloud keeps no image of a failed
+// snapshot (DigitalOcean), the failure leaves no resource: the action
+// fails, and the image is neither read, listed nor billed; elsewhere the
+// failed image stays until deleted.
+func TestFailedSnapshotDiscarded(t *testing.T) {
+	t.Parallel()
+	for _, discard := range []bool{true, false} {
+		t.Run(fmt.Sprint("discard ", discard), func(t *testing.T) {
+			t.Parallel()
+			opts := Realistic(1)
+			opts.SnapshotDelay = time.Minute
+			c, clk, img := newTestCloud(t, opts)
+			in, _, _ := c.CreateInstance(InstanceSpec{Name: "a", ImageID: img})
+			clk.set(in.ReadyAt)
+			c.Inject(Fault{Kind: FaultSnapshotFailed})
+			snap, act, err := c.CreateSnapshot(SnapshotSpec{InstanceID: in.ID, Name: "s", DiscardFailed: discard, VolumeSnapshots: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.set(snap.ReadyAt)
+			a, _ := c.GetAction(act.ID)
+			_, gerr := c.GetImage(snap.ID)
+			st := c.Stats()
+			if !a.Failed || st.FailedSnapshots != 1 {
+				t.Errorf("action %+v, %d failed snapshots; want the action failed and counted", a, st.FailedSnapshots)
+			}
+			if left := st.LiveSnapshots + st.LiveVolumeSnapshots; (left == 0) != discard || (gerr != nil) != discard {
+				t.Errorf("after the failure: %d snapshots and volume snapshots live, GetImage %v; want none and not found when discarded, the failed image otherwise", left, gerr)
+			}
+		})
+	}
+}
