@@ -1,10 +1,11 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
-	"os"
 )
 
 // Secret is a credential. It formats as "[redacted]" with every fmt verb,
@@ -94,41 +95,23 @@ type Config struct {
 	// Getenv reads environment variables; nil means os.Getenv. Tests set it
 	// to stay independent of the process environment.
 	Getenv func(string) string `json:"-"`
+	// DialContext opens the connections WaitSSH makes to machines (not
+	// API calls: those go through HTTPClient); nil means a net.Dialer. The
+	// simulated clouds' SSH servers are reached through it
+	// (providertest/simssh), as a proxy or a bastion would be.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error) `json:"-"`
 }
 
-// OwnerValue returns c.Owner, or DefaultOwner when it is empty.
-func (c *Config) OwnerValue() string {
+// ownerValue returns c.Owner, or DefaultOwner when it is empty.
+func (c *Config) ownerValue() string {
 	if c.Owner == "" {
 		return DefaultOwner
 	}
 	return c.Owner
 }
 
-// Env returns the value of the environment variable key, through c.Getenv
-// when set.
-func (c *Config) Env(key string) string {
-	if c.Getenv != nil {
-		return c.Getenv(key)
-	}
-	return os.Getenv(key)
-}
-
-// TokenFromEnv returns c.Token, else the first non-empty value of the given
-// environment variables, else "".
-func (c *Config) TokenFromEnv(keys ...string) Secret {
-	if c.Token != "" {
-		return c.Token
-	}
-	for _, k := range keys {
-		if v := c.Env(k); v != "" {
-			return Secret(v)
-		}
-	}
-	return ""
-}
-
-// Log returns c.Logger, or a logger that discards everything.
-func (c *Config) Log() *slog.Logger {
+// log returns c.Logger, or a logger that discards everything.
+func (c *Config) log() *slog.Logger {
 	if c.Logger != nil {
 		return c.Logger
 	}

@@ -110,36 +110,6 @@ func TestConfigSlog(t *testing.T) {
 	}
 }
 
-func TestConfigHelpers(t *testing.T) {
-	t.Parallel()
-	env := map[string]string{"HCLOUD_TOKEN": "", "HETZNER_TOKEN": "from-env"}
-	cfg := provider.Config{Getenv: func(k string) string { return env[k] }}
-	if got := cfg.TokenFromEnv("HCLOUD_TOKEN", "HETZNER_TOKEN"); string(got) != "from-env" {
-		t.Errorf("TokenFromEnv = %q, want the first non-empty variable", string(got))
-	}
-	if got := cfg.TokenFromEnv("NOPE"); got != "" {
-		t.Errorf("TokenFromEnv(NOPE) = %q", string(got))
-	}
-	cfg.Token = "explicit"
-	if got := cfg.TokenFromEnv("HETZNER_TOKEN"); string(got) != "explicit" {
-		t.Errorf("TokenFromEnv with Token set = %q", string(got))
-	}
-	if got := cfg.Env("HETZNER_TOKEN"); got != "from-env" {
-		t.Errorf("Env = %q", got)
-	}
-	if got := cfg.OwnerValue(); got != provider.DefaultOwner || provider.DefaultOwner != "spuff" {
-		t.Errorf("OwnerValue = %q, want spuff", got)
-	}
-	cfg.Owner = "team-a"
-	if got := cfg.OwnerValue(); got != "team-a" {
-		t.Errorf("OwnerValue = %q", got)
-	}
-	if cfg.Log() == nil {
-		t.Error("Log() = nil")
-	}
-	cfg.Log().Info("discarded") // must not panic
-}
-
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	for _, owner := range []string{"", "spuff", "team_a", "a"} {

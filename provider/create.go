@@ -341,6 +341,11 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key, kind str
 		m.pol.log.Debug("spuff: created", "provider", m.name, "id", made.ID, "name", made.Name)
 		return m.instance(made), nil
 	}
+	if KindOf(err) == KindCapacity && (unknown || wasUnsure) && ctx.Err() == nil {
+		// A refusal for capacity tells nothing of an earlier attempt
+		// whose outcome was unknown (failover.go).
+		return m.capacityAfterUnknown(ctx, key, kind, err)
+	}
 	if !unknown || ctx.Err() != nil {
 		return nil, m.mayExist(err, unknown, key)
 	}

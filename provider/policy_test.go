@@ -244,7 +244,7 @@ func TestPolicyWaitForCreated(t *testing.T) {
 	var polls atomic.Int32
 	poll := func(context.Context) (bool, string, error) { polls.Add(1); return true, "ready", nil }
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := p.waitFor(ctx, "WaitReady", "instance", "new", time.Minute, nil, created, poll); err != nil {
 		t.Errorf("WaitFor just created = %v, want the final poll to see it done", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -40,7 +41,7 @@ func OpenDriver(ctx context.Context, name string, o driver.Opener, cfg Config) (
 		Token: string(cfg.Token), AccessKeyID: cfg.AccessKeyID,
 		SecretAccessKey: string(cfg.SecretAccessKey), SessionToken: string(cfg.SessionToken),
 		Region: cfg.Region, Regions: slices.Clone(cfg.Regions), Endpoint: cfg.Endpoint,
-		HTTPClient: hc, PollInterval: t.PollInterval, Logger: cfg.Log(), Getenv: cfg.Getenv,
+		HTTPClient: hc, PollInterval: t.PollInterval, Logger: cfg.log(), Getenv: cfg.Getenv,
 	}
 	d, err := o.Open(ctx, s)
 	if err != nil {
@@ -59,10 +60,10 @@ func OpenDriver(ctx context.Context, name string, o driver.Opener, cfg Config) (
 		name:  name,
 		d:     d,
 		info:  info,
-		owner: cfg.OwnerValue(),
+		owner: cfg.ownerValue(),
 		pol: &policy{
 			name: name, t: t, retry: cfg.Retry, wait: cfg.WaitPolicy, pacer: pacer,
-			log: cfg.Log(),
+			log: cfg.log(),
 		},
 		rules: rules{maxUserData: info.MaxUserDataBytes, userDataUTF8: info.UserDataUTF8, maxLabel: info.MaxLabelValue},
 	}
@@ -70,6 +71,8 @@ func OpenDriver(ctx context.Context, name string, o driver.Opener, cfg Config) (
 		m.pol.pollClass = pollClass
 	}
 	m.snap, _ = d.(driver.Snapshotter)
+	m.console, _ = d.(driver.ConsoleReader)
+	m.dial = cfg.DialContext
 	m.boots = cfg.BootTimes
 	if m.boots == nil {
 		m.boots = &defaultBootTimes
@@ -125,14 +128,22 @@ type machines struct {
 	pol   *policy
 	rules rules
 
+	// console reads console output, nil when the cloud shows none; dial
+	// is Config.DialContext (see WaitSSH).
+	console driver.ConsoleReader
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+
 	boots   *BootTimes
 	born    recent // instance IDs this Provider made, when, and their boot kind
+	seen    recent // instance IDs of born the cloud has shown since: a "not found" for them means gone
 	gone    recent // instance IDs this Provider destroyed lately
 	named   recent // names of the machines this Provider made lately -> the ID
 	jobs    recent // snapshot key/job of the snapshot jobs this Provider started
 	unsure  unsure // request keys whose create's outcome was unknown
 	creates flight // CreateInstance calls in progress, by request key
 	snaps   flight // CreateSnapshot calls in progress, by snapshot key
+
+	cat catalogCache // the last catalogue read (FetchCatalog)
 }
 
 var _ Provider = (*machines)(nil)
@@ -155,6 +166,10 @@ func (m *machines) Capabilities() Capabilities {
 func (m *machines) As(target any) bool {
 	if s, ok := target.(*Stats); ok {
 		*s = m.pol.stats()
+		return true
+	}
+	if self, ok := target.(**machines); ok { // the package's functions over a Provider (WaitSSH)
+		*self = m
 		return true
 	}
 	return m.d.As(target)
@@ -262,11 +277,12 @@ func isReserved(k string) bool {
 }
 
 // fresh reports whether this Provider made the instance id less than
-// consistencyWindow ago: a "not found" for it then means "not visible
-// yet", and how much of the window is left.
+// consistencyWindow ago and the cloud has not shown it since: a "not
+// found" for it then means "not visible yet", and how much of the window
+// is left.
 func (m *machines) fresh(id string) (time.Duration, bool) {
 	age, ok := m.born.age(id)
-	if !ok || age >= consistencyWindow {
+	if !ok || age >= consistencyWindow || m.seen.has(id) {
 		return 0, false
 	}
 	return consistencyWindow - age, true
@@ -306,6 +322,9 @@ func (m *machines) GetInstance(ctx context.Context, id string) (*Instance, error
 func (m *machines) get(ctx context.Context, op, id string, bound time.Duration) (*driver.Instance, error) {
 	in, err := retried(ctx, m.pol, op, func(ctx context.Context) (*driver.Instance, error) { return m.d.Get(ctx, id) })
 	if KindOf(err) != KindNotFound {
+		if err == nil {
+			m.seen.add(id)
+		}
 		return m.view(in), err
 	}
 	left, ok := m.fresh(id)
@@ -317,6 +336,9 @@ func (m *machines) get(ctx context.Context, op, id string, bound time.Duration) 
 		in, e = m.d.Get(ctx, id)
 		return e
 	})
+	if err == nil {
+		m.seen.add(id)
+	}
 	return m.view(in), err
 }
 
@@ -352,7 +374,13 @@ func (m *machines) DestroyInstance(ctx context.Context, id string) error {
 	if err := m.checkID(op, "instance", id, false); err != nil {
 		return err
 	}
-	del := func(ctx context.Context) error { return m.d.Delete(ctx, id) }
+	del := func(ctx context.Context) error {
+		err := m.d.Delete(ctx, id)
+		if busy(wrapErr(m.name, op, err)) {
+			m.seen.add(id) // the cloud shows it, busy being deleted, say
+		}
+		return err
+	}
 	err := m.whileBusy(ctx, op, "instance", id, del)
 	if KindOf(err) == KindNotFound {
 		if left, ok := m.fresh(id); ok {
@@ -446,7 +474,7 @@ func (m *machines) instances(ctx context.Context, op string, q driver.Query) ite
 			if err != nil || stopped || seen[id] || m.gone.has(id) {
 				continue
 			}
-			if _, fresh := m.fresh(id); !fresh {
+			if age, ok := m.born.age(id); !ok || age >= consistencyWindow {
 				continue
 			}
 			in, gerr := m.get(ctx, op, id, m.pol.t.Lookup)
@@ -547,6 +575,7 @@ func (m *machines) WaitReady(ctx context.Context, id string) (*Instance, error) 
 			return false, "", err
 		}
 		seen = true
+		m.seen.add(id)
 		if !live(in) {
 			return false, in.RawState, driver.NotFound("the instance is " + in.RawState)
 		}

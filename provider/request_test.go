@@ -203,3 +203,20 @@ func TestValidateLabelsDeterministic(t *testing.T) {
 		requireInvalid(t, req.Validate(), `Labels["a.a"]`)
 	}
 }
+
+// A name with a character no cloud takes names that character, whole, not
+// the first byte of its UTF-8 encoding.
+func TestValidateNamesTheCharacter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, char string }{
+		{"café", `'é'`}, {"dev-😀", `'😀'`}, {"a_b", `'_'`}, {"ünïcode", `'ü'`},
+	} {
+		req := validRequest()
+		req.Name = tc.name
+		err := req.Validate()
+		requireInvalid(t, err, "Name")
+		if !strings.Contains(err.Error(), tc.char) || strings.Contains(err.Error(), `\x`) {
+			t.Errorf("name %q: %v, want it to name the character %s", tc.name, err, tc.char)
+		}
+	}
+}

@@ -304,6 +304,10 @@ type waiter struct {
 	// optional is skipped when it has not.
 	budget func(d time.Duration) float64
 	spare  func(gap time.Duration) bool
+
+	// stage, if set, names the stage of a staged wait (WaitSSH) each poll
+	// belongs to, for WaitEvent.Stage.
+	stage func() Stage
 }
 
 // Wait polls until poll reports done. The first poll is immediate, unless
@@ -383,7 +387,11 @@ func (w *waiter) Wait(ctx context.Context, poll pollFunc) error {
 			w.OnPoll(state, err)
 		}
 		if trace != nil && trace.Polled != nil {
-			trace.Polled(WaitEvent{Provider: w.Provider, Op: w.Op, ID: w.ID, State: state, Done: done && err == nil, Err: err, Polls: attempt, Elapsed: time.Since(start)})
+			ev := WaitEvent{Provider: w.Provider, Op: w.Op, ID: w.ID, State: state, Done: done && err == nil, Err: err, Polls: attempt, Elapsed: time.Since(start)}
+			if w.stage != nil {
+				ev.Stage = w.stage()
+			}
+			trace.Polled(ev)
 		}
 		if state != "" {
 			lastState = state
@@ -493,6 +501,11 @@ type WaitEvent struct {
 	Polls int
 	// Elapsed is the time since the wait began.
 	Elapsed time.Duration
+	// Stage is the stage of a staged wait (WaitSSH) the poll belongs to:
+	// StageAPI for its WaitReady polls, StagePort, StageHandshake or
+	// StageAuth for a connection attempt (the stage it got to),
+	// StageCloudInit. Empty for the other waits.
+	Stage Stage
 }
 
 // WaitTrace receives progress of the waits made with a context, as
@@ -502,6 +515,10 @@ type WaitEvent struct {
 type WaitTrace struct {
 	// Polled is called after every poll.
 	Polled func(WaitEvent)
+	// StageDone, if set, is called as each stage of a staged wait
+	// (WaitSSH) ends, with its duration, and with its error for the stage
+	// that failed.
+	StageDone func(StageEvent)
 }
 
 type waitTraceKey struct{}

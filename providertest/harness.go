@@ -73,4 +73,10 @@ type Harness struct {
 	// Skip names suite tests (by subtest name) the driver cannot pass on
 	// purpose, with the reason; they are skipped, not failed.
 	Skip map[string]string
+	// Catalog, if set, returns the catalogue srv serves as the driver
+	// must report it (provider.FetchCatalog): its regions with their
+	// availability, its sizes with the regions each is offered in now and
+	// the prices the cloud publishes, read from the dialect's own tables
+	// and srv.Cloud. Nil skips the check of the catalogue's content.
+	Catalog func(srv *simcloud.Server) *provider.Catalog
 }

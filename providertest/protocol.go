@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -422,4 +423,34 @@ func testWaitPollsBeforeDeadline(t *testing.T, h Harness) {
 	}
 	e.destroy(inst.ID)
 	e.noLeaks()
+}
+
+// envVar matches the name of an environment variable in an error's text.
+var envVar = regexp.MustCompile(`\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b`)
+
+// testOpenWithoutCredentials: opening with no credentials anywhere is an
+// authentication error on every driver, naming the environment variable
+// to set, before any call.
+func testOpenWithoutCredentials(t *testing.T, h Harness) {
+	srv := h.Start(t, suiteOptions())
+	cfg := FastConfig(h.Config(srv))
+	cfg.Token, cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken = "", "", "", ""
+	cfg.Getenv = func(string) string { return "" }
+	before := srv.Cloud.TotalCalls()
+	p, err := open(context.Background(), h, cfg)
+	if err == nil {
+		// The AWS default chain also reads files this test cannot
+		// empty (~/.aws): nothing to check where it found some.
+		if _, lerr := p.ListInstances(context.Background()); lerr == nil {
+			t.Skip("credentials were found outside Config and the environment (a profile file)")
+		}
+		err = errors.New("opened without credentials")
+	}
+	wantKind(t, err, provider.ErrAuthentication, "opening without credentials")
+	if !envVar.MatchString(err.Error()) {
+		t.Errorf("the error does not name the environment variable to set: %v", err)
+	}
+	if n := srv.Cloud.TotalCalls() - before; n != 0 {
+		t.Errorf("opening without credentials made %d calls", n)
+	}
 }

@@ -71,8 +71,20 @@ func Run(t *testing.T, h Harness) {
 		{"CancelIsPrompt", testCancelPrompt},
 		{"SnapshotTimeoutAndCancelLeaveItFindable", testSnapshotTimeout},
 		{"WaitReadyPollsBeforeDeadline", testWaitPollsBeforeDeadline},
+		{"OpenWithoutCredentials", testOpenWithoutCredentials},
 		{"TTLBounds", testTTLBounds},
 		{"Reap", testReap},
+		{"SSHReachableWithInstalledKey", testSSHReachable},
+		{"SSHKeyNotInstalledIsRefused", testSSHKeyNotInstalled},
+		{"SSHWrongHostKeyIsRefused", testSSHWrongHostKey},
+		{"SSHCloudInitFailureReported", testSSHCloudInitFailure},
+		{"SSHStageTimeoutsNameTheStage", testSSHStageTimeouts},
+		{"SSHCancelIsPrompt", testSSHCancel},
+		{"SSHHostKeyFromConsole", testSSHConsoleHostKeys},
+		{"CapacityIsTyped", testCapacityTyped},
+		{"FailoverAcrossRegionsMakesOne", testFailover},
+		{"CatalogMatchesCloud", testCatalog},
+		{"PickNeverReturnsWhatDoesNotFit", testPickFits},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,6 +154,8 @@ func FastConfig(cfg provider.Config) provider.Config {
 		PollInterval:   50 * time.Millisecond,
 		HTTPRequest:    5 * time.Second,
 		Lookup:         100 * time.Millisecond,
+		SSHConnect:     10 * time.Second,
+		CloudInit:      10 * time.Second,
 	}
 	cfg.WaitPolicy = provider.AdaptiveWait(suiteBoot, 5*time.Millisecond, 50*time.Millisecond)
 	cfg.Retry = provider.RetryPolicy{MaxAttempts: 6, InitialDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
@@ -726,8 +740,16 @@ func testSnapshots(t *testing.T, h Harness) {
 	if !img.Available(e.cloud.Now()) {
 		t.Errorf("CreateSnapshot returned before the snapshot was usable")
 	}
-	if img.Labels[provider.OwnerLabel] != provider.DefaultOwner {
+	if img.Labels[provider.OwnerLabel] != provider.DefaultOwner && !strings.Contains(img.Name, provider.OwnerLabel+":"+provider.DefaultOwner) {
 		t.Errorf("snapshot labels %v lack %s=%s", img.Labels, provider.OwnerLabel, provider.DefaultOwner)
+	}
+	// The same request again is the same snapshot, not a second one.
+	again, err := e.p.CreateSnapshot(e.ctx, inst.ID, snapName)
+	if err != nil || again.ID != snap.ID {
+		t.Errorf("CreateSnapshot repeated: %v, %v; want the same snapshot %s", again, err, snap.ID)
+	}
+	if n := len(e.cloud.LiveSnapshots()); n != 2 { // this one and the hand-made one
+		t.Errorf("%d snapshots after a repeated CreateSnapshot, want the one it made and the hand-made one", n)
 	}
 
 	list, err := e.p.ListSnapshots(e.ctx)

@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
 
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/providertest/dosim"
@@ -17,15 +20,28 @@ import (
 )
 
 // backend is what spuffctl knows of a provider beyond the registry: where
-// its credentials come from, sensible defaults, and its simulated cloud.
+// its credentials come from, sensible defaults, the form of its IDs, and
+// its simulated cloud.
 type backend struct {
 	name string
-	// envVars are the credential variables, for help and detection.
+	// envVars are the credential variables, for help and hints.
 	envVars []string
-	// hasCredentials reports whether credentials are configured.
-	hasCredentials func(getenv func(string) string) bool
+	// credentials says where credentials were found ("HCLOUD_TOKEN",
+	// "profile file ~/.aws/credentials"), or "" when none were.
+	credentials func(getenv func(string) string) string
+	// endpointVar is the environment variable that points the real-cloud
+	// client at another endpoint (a proxy, `spuffctl sim serve`), or "".
+	// The drivers read HCLOUD_ENDPOINT and AWS_ENDPOINT_URL themselves;
+	// spuffctl passes DIGITALOCEAN_API_URL on.
+	endpointVar string
+	// authHint tells how to fix an authentication error.
+	authHint string
 	// region, size are the defaults of `up`.
 	region, size string
+	// regional is true for a cloud whose API is per region (AWS).
+	regional bool
+	// instanceID and snapshotID match the cloud's ID formats.
+	instanceID, snapshotID *regexp.Regexp
 	// sim is the built-in simulated cloud of the provider.
 	sim simDialect
 }
@@ -39,26 +55,34 @@ type simDialect struct {
 	config func(*simcloud.Server) provider.Config
 }
 
-func anyEnv(keys ...string) func(func(string) string) bool {
-	return func(getenv func(string) string) bool {
+// firstEnv returns a credentials function that reports the first of keys
+// that is set.
+func firstEnv(keys ...string) func(func(string) string) string {
+	return func(getenv func(string) string) string {
 		for _, k := range keys {
 			if getenv(k) != "" {
-				return true
+				return k
 			}
 		}
-		return false
+		return ""
 	}
 }
 
-// backends lists the providers spuffctl drives, in the order it looks for
-// credentials when --provider is not given.
+var numericID = regexp.MustCompile(`^[1-9][0-9]{0,18}$`)
+
+// backends lists the providers spuffctl drives. The first is the one used
+// when no provider is named.
 var backends = []backend{
 	{
-		name:           "digitalocean",
-		envVars:        []string{"DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"},
-		hasCredentials: anyEnv("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"),
-		region:         "nyc3",
-		size:           "s-1vcpu-1gb",
+		name:        "digitalocean",
+		envVars:     []string{"DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"},
+		credentials: firstEnv("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"),
+		endpointVar: "DIGITALOCEAN_API_URL",
+		authHint:    "set DIGITALOCEAN_TOKEN to a valid DigitalOcean API token (read and write scopes)",
+		region:      "nyc3",
+		size:        "s-1vcpu-1gb",
+		instanceID:  numericID,
+		snapshotID:  numericID,
 		sim: simDialect{
 			defaults: dosim.Defaults,
 			newCloud: dosim.NewCloud,
@@ -67,11 +91,15 @@ var backends = []backend{
 		},
 	},
 	{
-		name:           "hetzner",
-		envVars:        []string{"HCLOUD_TOKEN", "HETZNER_TOKEN"},
-		hasCredentials: anyEnv("HCLOUD_TOKEN", "HETZNER_TOKEN"),
-		region:         "fsn1",
-		size:           "cx22",
+		name:        "hetzner",
+		envVars:     []string{"HCLOUD_TOKEN", "HETZNER_TOKEN"},
+		credentials: firstEnv("HCLOUD_TOKEN", "HETZNER_TOKEN"),
+		endpointVar: "HCLOUD_ENDPOINT",
+		authHint:    "set HCLOUD_TOKEN to a valid Hetzner Cloud API token (Read & Write) of the project",
+		region:      "fsn1",
+		size:        "cx22",
+		instanceID:  numericID,
+		snapshotID:  numericID,
 		sim: simDialect{
 			defaults: hcloudsim.Defaults,
 			newCloud: hcloudsim.NewCloud,
@@ -80,21 +108,16 @@ var backends = []backend{
 		},
 	},
 	{
-		name:    "aws",
-		envVars: []string{"AWS_ACCESS_KEY_ID", "AWS_PROFILE"},
-		hasCredentials: func(getenv func(string) string) bool {
-			if anyEnv("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE")(getenv) {
-				return true
-			}
-			home := getenv("HOME")
-			if home == "" {
-				return false
-			}
-			_, err := os.Stat(filepath.Join(home, ".aws", "credentials"))
-			return err == nil
-		},
-		region: "us-east-1",
-		size:   "t3.micro",
+		name:        "aws",
+		envVars:     []string{"AWS_ACCESS_KEY_ID", "AWS_PROFILE"},
+		credentials: awsCredentials,
+		endpointVar: "AWS_ENDPOINT_URL",
+		authHint:    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, to credentials allowed to use EC2",
+		region:      "us-east-1",
+		size:        "t3.micro",
+		regional:    true,
+		instanceID:  regexp.MustCompile(`^i-[0-9a-f]{8}([0-9a-f]{9})?$`),
+		snapshotID:  regexp.MustCompile(`^ami-[0-9a-f]{8}([0-9a-f]{9})?$`),
 		sim: simDialect{
 			defaults: ec2sim.Defaults,
 			newCloud: ec2sim.NewCloud,
@@ -104,6 +127,54 @@ var backends = []backend{
 	},
 }
 
+// awsCredentials reports where the AWS default credential chain would find
+// credentials: the environment, a web identity token, a profile, or the
+// shared credentials and config files. (It cannot see instance metadata
+// without a network call, and does not try.)
+func awsCredentials(getenv func(string) string) string {
+	if getenv("AWS_ACCESS_KEY_ID") != "" {
+		return "AWS_ACCESS_KEY_ID"
+	}
+	if getenv("AWS_WEB_IDENTITY_TOKEN_FILE") != "" {
+		return "AWS_WEB_IDENTITY_TOKEN_FILE"
+	}
+	if p := getenv("AWS_PROFILE"); p != "" {
+		return "AWS_PROFILE (profile " + p + ")"
+	}
+	home := getenv("HOME")
+	file := func(envVar, rel string) (shown, path string) {
+		if p := getenv(envVar); p != "" {
+			return p + " (" + envVar + ")", p
+		}
+		if home == "" {
+			return "", ""
+		}
+		return "~/" + rel, filepath.Join(home, rel)
+	}
+	if shown, path := file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"); path != "" {
+		if _, err := os.Stat(path); err == nil {
+			return "profile file " + shown
+		}
+	}
+	if shown, path := file("AWS_CONFIG_FILE", ".aws/config"); path != "" {
+		if b, err := os.ReadFile(path); err == nil && awsConfigHasCredentials(string(b)) {
+			return "profile file " + shown
+		}
+	}
+	return ""
+}
+
+// awsConfigHasCredentials reports whether an AWS config file sets anything
+// that yields credentials (keys, SSO, a role, a credential process).
+func awsConfigHasCredentials(s string) bool {
+	for _, key := range []string{"aws_access_key_id", "sso_start_url", "sso_session", "role_arn", "credential_process", "credential_source", "web_identity_token_file"} {
+		if strings.Contains(s, key) {
+			return true
+		}
+	}
+	return false
+}
+
 func findBackend(name string) *backend {
 	for i := range backends {
 		if backends[i].name == name {
@@ -111,4 +182,31 @@ func findBackend(name string) *backend {
 		}
 	}
 	return nil
+}
+
+// defaultRegion is the region `up` uses when --region is not given: for
+// AWS, AWS_REGION or AWS_DEFAULT_REGION when set, as the AWS tools do.
+func (b *backend) defaultRegion(getenv func(string) string) string {
+	if b.regional {
+		for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+			if r := getenv(k); r != "" {
+				return r
+			}
+		}
+	}
+	return b.region
+}
+
+// remoteSimConfig is the Config that reaches a simulated cloud served by
+// `spuffctl sim serve` at url with the account credential token, with a
+// wait policy paced to its boot time (as simcloud.Server.WaitPolicy).
+func (b *backend) remoteSimConfig(url, token string, boot time.Duration) provider.Config {
+	gap := max(boot/10, time.Millisecond)
+	cfg := provider.Config{Endpoint: url, WaitPolicy: provider.AdaptiveWait(boot, gap, max(boot/2, gap))}
+	if b.regional {
+		cfg.AccessKeyID, cfg.SecretAccessKey, cfg.Region = token, "simulated", b.region
+	} else {
+		cfg.Token = provider.Secret(token)
+	}
+	return cfg
 }

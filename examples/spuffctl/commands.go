@@ -5,10 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -48,23 +46,30 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func cmdProviders(a *app, args []string) error {
 	fs := a.flags()
-	if err := a.parse(fs, args); err != nil {
+	rest, err := a.parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	if len(rest) > 0 {
 		return usagef("providers takes no arguments")
 	}
 	type row struct {
 		Name        string   `json:"name"`
 		Credentials bool     `json:"credentials"`
+		Source      string   `json:"source,omitempty"`
 		EnvVars     []string `json:"env_vars"`
+		EndpointVar string   `json:"endpoint_var,omitempty"`
+		Endpoint    string   `json:"endpoint,omitempty"`
 	}
 	var rows []row
 	for _, name := range provider.Names() {
 		r := row{Name: name}
 		if b := findBackend(name); b != nil {
-			r.Credentials = b.hasCredentials(a.getenv)
+			r.Source = b.credentials(a.getenv)
+			r.Credentials = r.Source != ""
 			r.EnvVars = b.envVars
+			r.EndpointVar = b.endpointVar
+			r.Endpoint = a.getenv(b.endpointVar)
 		}
 		rows = append(rows, r)
 	}
@@ -72,15 +77,22 @@ func cmdProviders(a *app, args []string) error {
 		return a.printJSON(rows)
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROVIDER\tCREDENTIALS\tFROM")
+	fmt.Fprintln(tw, "PROVIDER\tCREDENTIALS FROM\tWITH --provider")
 	for _, r := range rows {
-		creds := "none (simulated)"
+		from, mode := "none (set "+strings.Join(r.EnvVars, " or ")+")", "simulated"
 		if r.Credentials {
-			creds = "set"
+			from, mode = r.Source, "real cloud"
+			if r.Endpoint != "" {
+				mode += " at " + r.Endpoint + " (" + r.EndpointVar + ")"
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, creds, strings.Join(r.EnvVars, ", "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, from, mode)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "\nWithout --provider or SPUFF_PROVIDER every command uses the simulated %s cloud.\n", backends[0].name)
+	return nil
 }
 
 func randomName() string {
@@ -89,9 +101,14 @@ func randomName() string {
 	return "spuff-" + hex.EncodeToString(b[:])
 }
 
+// adoptSlack is how much older than the command a machine returned by
+// CreateInstance may be and still count as made by it (clock skew between
+// this machine and the cloud).
+const adoptSlack = time.Minute
+
 func cmdUp(a *app, args []string) error {
 	fs := a.flags()
-	region := fs.String("region", "", "region (default: the provider's usual one, e.g. nyc3, fsn1, us-east-1)")
+	region := fs.String("region", "", "region (default: the provider's usual one: nyc3, fsn1, $AWS_REGION or us-east-1)")
 	size := fs.String("size", "", "size or instance type (default: the provider's smallest usual one)")
 	image := provider.Ubuntu("24.04")
 	fs.TextVar(&image, "image", provider.Ubuntu("24.04"), "image: ubuntu:<version>, debian:<version>, custom:<id>, snapshot:<id>")
@@ -102,11 +119,19 @@ func cmdUp(a *app, args []string) error {
 	var keys listFlag
 	fs.Var(&keys, "ssh-key", "SSH key to install, by ID, name or fingerprint (repeatable; see `keys`)")
 	keep := fs.Bool("keep", false, "on failure or interrupt, keep the half-made machine and print its ID instead of destroying it")
-	if err := a.parse(fs, args); err != nil {
+	ttl := fs.String("ttl", "", "time to live (1m to 366 days): the machine carries its expiry, which `reap` acts on (on aws it also ends itself then)")
+	rest, err := a.parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("up takes no arguments (got %q)", fs.Args())
+	if len(rest) > 0 {
+		return usagef("up takes no arguments (got %q); name the machine with --name", rest)
+	}
+	var life time.Duration
+	if *ttl != "" {
+		if life, err = time.ParseDuration(*ttl); err != nil || life <= 0 {
+			return usagef("--ttl %q is not a positive duration such as 2h (1m to 366 days)", *ttl)
+		}
 	}
 	ud := *userData
 	if strings.HasPrefix(ud, "@") {
@@ -116,21 +141,22 @@ func cmdUp(a *app, args []string) error {
 		}
 		ud = string(b)
 	}
-	if err := a.open(); err != nil {
+	c, err := a.choose()
+	if err != nil {
 		return err
 	}
 	req := provider.InstanceRequest{
 		Name: *name, Region: *region, Size: *size, Image: image,
-		UserData: ud, Labels: labels, SSHKeys: keys,
+		UserData: ud, Labels: labels, SSHKeys: keys, TTL: life,
 	}
 	if req.Name == "" {
 		req.Name = randomName()
 	}
 	if req.Region == "" {
-		req.Region = a.backend.region
+		req.Region = c.backend.defaultRegion(a.getenv)
 	}
 	if req.Size == "" {
-		req.Size = a.backend.size
+		req.Size = c.backend.size
 	}
 	if len(req.Labels) == 0 {
 		req.Labels = nil
@@ -138,6 +164,27 @@ func cmdUp(a *app, args []string) error {
 	if err := req.Validate(); err != nil {
 		return usagef("%v", err)
 	}
+	if err := a.open(); err != nil {
+		return err
+	}
+
+	// A create may adopt a machine made earlier by the same request (that
+	// is how a retried create never makes two). Such a machine is not this
+	// command's to destroy on failure or interrupt: note the machines that
+	// already carry the name.
+	listCtx, cancelList := a.opCtx()
+	list, err := a.p.ListInstances(listCtx)
+	cancelList()
+	if err != nil {
+		return err
+	}
+	before := map[string]bool{}
+	for _, in := range list {
+		if in.Name == req.Name {
+			before[in.ID] = true
+		}
+	}
+	start := time.Now()
 
 	// The create runs to its end even on interrupt, so that the machine's ID
 	// is known and the machine can be destroyed rather than leaked.
@@ -146,14 +193,33 @@ func cmdUp(a *app, args []string) error {
 	cancelCreate()
 	if err != nil {
 		var perr *provider.Error
-		if errors.As(err, &perr) && perr.ID != "" {
-			a.cleanup(perr.ID, *keep)
+		if errors.As(err, &perr) {
+			if perr.Existing != "" {
+				fmt.Fprintf(a.stderr, "%s: %s, which is in the way, was there before this command and is left as it is\n", programName, perr.Existing)
+			}
+			// Leftover is the one field that names a machine this very
+			// call made; Error.ID never is.
+			if perr.Leftover != "" {
+				a.cleanup(perr.Leftover, !before[perr.Leftover], *keep)
+			}
 		}
 		return err
 	}
-	fmt.Fprintf(a.stderr, "created %s (%s) on %s; waiting for it to be ready\n", inst.Name, inst.ID, a.p.Name())
-	if a.ctx.Err() != nil {
-		a.cleanup(inst.ID, *keep)
+	ours := !before[inst.ID] && (inst.CreatedAt.IsZero() || !inst.CreatedAt.Before(start.Add(-adoptSlack)))
+	if ours {
+		fmt.Fprintf(a.stderr, "created %s (%s) on %s; waiting for it to be ready\n", inst.Name, inst.ID, a.p.Name())
+		if a.sim == nil && a.backend.regional {
+			if dir, err := simStateDir(a.getenv); err == nil {
+				if err := recordRegion(dir, a.backend.name, req.Region); err != nil {
+					fmt.Fprintf(a.stderr, "%s: could not record region %s for later commands: %v\n", programName, req.Region, err)
+				}
+			}
+		}
+	} else {
+		fmt.Fprintf(a.stderr, "%s (%s) already existed with these settings; waiting for it to be ready (it was not made by this command, which will not destroy it)\n", inst.Name, inst.ID)
+	}
+	if a.interrupted() {
+		a.cleanup(inst.ID, ours, *keep)
 		return errors.New("interrupted")
 	}
 
@@ -164,8 +230,8 @@ func cmdUp(a *app, args []string) error {
 	ready, err := a.p.WaitReady(waitCtx, inst.ID)
 	pr.finish()
 	if err != nil {
-		a.cleanup(inst.ID, *keep)
-		if a.ctx.Err() != nil {
+		a.cleanup(inst.ID, ours, *keep)
+		if a.interrupted() {
 			return fmt.Errorf("interrupted while waiting for %s: %w", inst.ID, err)
 		}
 		return err
@@ -177,8 +243,14 @@ func cmdUp(a *app, args []string) error {
 	return nil
 }
 
-// cleanup destroys a half-made machine, or with keep says where it is.
-func (a *app) cleanup(id string, keep bool) {
+// cleanup destroys a half-made machine that this command made (ours), or
+// with keep says where it is. A machine the command did not make is left
+// alone.
+func (a *app) cleanup(id string, ours, keep bool) {
+	if !ours {
+		fmt.Fprintf(a.stderr, "left %s as it is: it existed before this command\n", id)
+		return
+	}
 	if keep {
 		fmt.Fprintf(a.stderr, "keeping the half-made machine %s (--keep); destroy it with: %s down --provider %s %s\n", id, programName, a.p.Name(), id)
 		return
@@ -274,7 +346,7 @@ func (p *progress) finish() {
 
 func cmdLs(a *app, args []string) error {
 	fs := a.flags()
-	ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n > 0 }, "ls takes no arguments")
+	_, ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n > 0 }, "ls takes no arguments")
 	if err != nil {
 		return err
 	}
@@ -291,11 +363,11 @@ func cmdLs(a *app, args []string) error {
 		return a.printJSON(out)
 	}
 	if len(list) == 0 {
-		fmt.Fprintf(a.stderr, "no machines managed by spuff on %s\n", a.p.Name())
+		fmt.Fprintf(a.stderr, "no machines managed by spuff on %s%s\n", a.p.Name(), a.searched())
 		return nil
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tIP\tREGION\tSIZE\tAGE")
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tIP\tREGION\tSIZE\tAGE\tEXPIRES")
 	for _, in := range list {
 		ip := "-"
 		if in.IP().IsValid() {
@@ -305,21 +377,31 @@ func cmdLs(a *app, args []string) error {
 		if !in.CreatedAt.IsZero() {
 			age = time.Since(in.CreatedAt).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Status, ip, in.Region, in.Size, age)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Status, ip, in.Region, in.Size, age, expires(in.ExpiresAt))
 	}
 	return tw.Flush()
 }
 
 func cmdStatus(a *app, args []string) error {
 	fs := a.flags()
-	ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n != 1 }, "status takes one machine ID or name")
+	rest, ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n != 1 }, "status takes one machine ID or name")
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	in, err := a.resolveInstance(ctx, fs.Arg(0))
+	list, err := a.p.ListInstances(ctx)
 	if err != nil {
 		return err
+	}
+	in, managed, err := a.resolve(ctx, list, rest[0])
+	if errors.Is(err, errGone) {
+		return fmt.Errorf("no machine %s on %s%s", rest[0], a.p.Name(), a.searched())
+	}
+	if err != nil {
+		return err
+	}
+	if !managed {
+		fmt.Fprintf(a.stderr, "note: %s is not among the machines spuff manages (or is not listed yet)\n", in.ID)
 	}
 	if a.jsonOut {
 		return a.printJSON(a.instanceJSON(in))
@@ -335,6 +417,9 @@ func cmdStatus(a *app, args []string) error {
 	fmt.Fprintf(tw, "region:\t%s\nsize:\t%s\n", in.Region, in.Size)
 	if !in.CreatedAt.IsZero() {
 		fmt.Fprintf(tw, "created:\t%s\n", in.CreatedAt.Format(time.RFC3339))
+		if !in.ExpiresAt.IsZero() {
+			fmt.Fprintf(tw, "expires:\t%s (%s)\n", in.ExpiresAt.Format(time.RFC3339), expires(in.ExpiresAt))
+		}
 	}
 	if len(in.Labels) > 0 {
 		fmt.Fprintf(tw, "labels:\t%s\n", labelFlag(in.Labels))
@@ -345,152 +430,9 @@ func cmdStatus(a *app, args []string) error {
 	return tw.Flush()
 }
 
-func cmdDown(a *app, args []string) error {
-	fs := a.flags()
-	all := fs.Bool("all", false, "destroy every machine spuff manages on the account")
-	ctx, cancel, err := a.begin(fs, args, func(n int) bool { return *all == (n > 0) }, "down takes machine IDs or names, or --all")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	var targets []*provider.Instance
-	if *all {
-		list, err := a.p.ListInstances(ctx)
-		if err != nil {
-			return err
-		}
-		targets = list
-	} else {
-		for _, ref := range fs.Args() {
-			in, err := a.resolveInstance(ctx, ref)
-			if errors.Is(err, provider.ErrNotFound) {
-				// Already gone: destroying is idempotent.
-				fmt.Fprintf(a.stderr, "%s: already gone\n", ref)
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			targets = append(targets, in)
-		}
-	}
-	var destroyed []string
-	var errs []error
-	for _, in := range targets {
-		if err := a.p.DestroyInstance(ctx, in.ID); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		destroyed = append(destroyed, in.ID)
-		if !a.jsonOut {
-			fmt.Fprintf(a.stdout, "destroyed %s (%s)\n", in.ID, in.Name)
-		}
-	}
-	if a.jsonOut {
-		if err := a.printJSON(map[string]any{"destroyed": nonNil(destroyed)}); err != nil {
-			return err
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func cmdSnapshot(a *app, args []string) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			fmt.Fprintf(a.stdout, "usage: %s %s\n", programName, a.cmd.usage)
-			return flag.ErrHelp
-		}
-		return usagef("snapshot needs a subcommand: create, ls or rm")
-	}
-	sub, rest := args[0], args[1:]
-	fs := a.flags()
-	switch sub {
-	case "create":
-		name := fs.String("name", "", "snapshot name (default: <machine>-<time>)")
-		ctx, cancel, err := a.begin(fs, rest, func(n int) bool { return n != 1 }, "snapshot create takes one machine ID or name")
-		if err != nil {
-			return err
-		}
-		defer cancel()
-		in, err := a.resolveInstance(ctx, fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		n := *name
-		if n == "" {
-			n = in.Name + "-" + time.Now().UTC().Format("20060102-150405")
-		}
-		fmt.Fprintf(a.stderr, "snapshotting %s (%s) as %s\n", in.Name, in.ID, n)
-		s, err := a.p.CreateSnapshot(ctx, in.ID, n)
-		if err != nil {
-			return err
-		}
-		if a.jsonOut {
-			return a.printJSON(snapshotJSON{ID: s.ID, Name: s.Name, Provider: a.p.Name(), CreatedAt: s.CreatedAt, SizeGB: s.SizeGB})
-		}
-		fmt.Fprintf(a.stdout, "snapshot %s (%s); restore with --image snapshot:%s\n", s.ID, s.Name, s.ID)
-		return nil
-	case "ls":
-		ctx, cancel, err := a.begin(fs, rest, func(n int) bool { return n > 0 }, "snapshot ls takes no arguments")
-		if err != nil {
-			return err
-		}
-		defer cancel()
-		list, err := a.p.ListSnapshots(ctx)
-		if err != nil {
-			return err
-		}
-		if a.jsonOut {
-			out := make([]snapshotJSON, 0, len(list))
-			for _, s := range list {
-				out = append(out, snapshotJSON{ID: s.ID, Name: s.Name, Provider: a.p.Name(), CreatedAt: s.CreatedAt, SizeGB: s.SizeGB})
-			}
-			return a.printJSON(out)
-		}
-		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tCREATED\tSIZE")
-		for _, s := range list {
-			created := "-"
-			if !s.CreatedAt.IsZero() {
-				created = s.CreatedAt.Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f GB\n", s.ID, s.Name, created, s.SizeGB)
-		}
-		return tw.Flush()
-	case "rm":
-		ctx, cancel, err := a.begin(fs, rest, func(n int) bool { return n == 0 }, "snapshot rm takes snapshot IDs")
-		if err != nil {
-			return err
-		}
-		defer cancel()
-		var errs []error
-		for _, id := range fs.Args() {
-			if err := a.p.DeleteSnapshot(ctx, id); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if !a.jsonOut {
-				fmt.Fprintf(a.stdout, "deleted snapshot %s\n", id)
-			}
-		}
-		if a.jsonOut && len(errs) == 0 {
-			return a.printJSON(map[string]any{"deleted": fs.Args()})
-		}
-		return errors.Join(errs...)
-	}
-	return usagef("unknown snapshot subcommand %q (want create, ls or rm)", sub)
-}
-
 func cmdKeys(a *app, args []string) error {
 	fs := a.flags()
-	ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n > 0 }, "keys takes no arguments")
+	_, ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n > 0 }, "keys takes no arguments")
 	if err != nil {
 		return err
 	}
@@ -519,44 +461,77 @@ func cmdKeys(a *app, args []string) error {
 	return tw.Flush()
 }
 
-func cmdSim(a *app, args []string) error {
-	if len(args) == 0 {
-		return usagef("sim needs a subcommand: reset or path")
+// expires describes an expiry for a table: "in 1h59m", "expired 3m ago",
+// or "-" for none.
+func expires(at time.Time) string {
+	switch d := time.Until(at).Round(time.Second); {
+	case at.IsZero():
+		return "-"
+	case d > 0:
+		return "in " + d.String()
+	default:
+		return "expired " + (-d).String() + " ago"
 	}
-	sub, rest := args[0], args[1:]
-	if sub == "-h" || sub == "--help" || sub == "-help" {
-		fmt.Fprintf(a.stdout, "usage: %s %s\n\nThe simulated clouds keep their state in $SPUFF_SIM_DIR, else the user cache directory's spuff/ folder.\n", programName, a.cmd.usage)
-		return flag.ErrHelp
-	}
-	set := a.flags()
-	if err := a.parse(set, rest); err != nil {
-		return err
-	}
-	dir, err := simStateDir(a.getenv)
+}
+
+func cmdReap(a *app, args []string) error {
+	fs := a.flags()
+	dry := fs.Bool("dry-run", false, "say what would be destroyed, and destroy nothing")
+	older := fs.Duration("older-than", 0, "also destroy managed machines without an expiry made longer ago than this")
+	_, ctx, cancel, err := a.begin(fs, args, func(n int) bool { return n > 0 }, "reap takes no arguments")
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "path":
-		fmt.Fprintln(a.stdout, dir)
-		return nil
-	case "reset":
-		names := []string{a.providerName}
-		if a.providerName == "" {
-			names = names[:0]
-			for _, b := range backends {
-				names = append(names, b.name)
-			}
-		}
-		for _, n := range names {
-			p := simStatePath(dir, n)
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			} else if err == nil {
-				fmt.Fprintf(a.stderr, "reset the simulated %s cloud (%s)\n", n, p)
-			}
-		}
-		return nil
+	defer cancel()
+	if *older < 0 {
+		return usagef("--older-than %s is negative", *older)
 	}
-	return usagef("unknown sim subcommand %q (want reset or path)", sub)
+	rep, rerr := provider.Reap(ctx, a.p, provider.ReapOptions{DryRun: *dry, OlderThan: *older})
+	if rep == nil {
+		return rerr
+	}
+	if a.jsonOut {
+		type item struct {
+			Resource  string    `json:"resource"`
+			ID        string    `json:"id"`
+			Name      string    `json:"name,omitempty"`
+			ExpiresAt time.Time `json:"expires_at,omitzero"`
+			Error     string    `json:"error,omitempty"`
+		}
+		out := struct {
+			DryRun    bool   `json:"dry_run"`
+			Destroyed []item `json:"destroyed"`
+			Failed    []item `json:"failed"`
+			Kept      int    `json:"kept"`
+		}{DryRun: *dry, Destroyed: []item{}, Failed: []item{}, Kept: rep.Kept}
+		for _, r := range rep.Destroyed {
+			out.Destroyed = append(out.Destroyed, item{r.Resource, r.ID, r.Name, r.ExpiresAt, ""})
+		}
+		for _, f := range rep.Failed {
+			out.Failed = append(out.Failed, item{f.Resource, f.ID, f.Name, f.ExpiresAt, f.Err.Error()})
+		}
+		if err := a.printJSON(out); err != nil {
+			return err
+		}
+		return rerr
+	}
+	verb := "destroyed"
+	if *dry {
+		verb = "would destroy"
+	}
+	for _, r := range rep.Destroyed {
+		why := expires(r.ExpiresAt)
+		if r.ExpiresAt.IsZero() {
+			why = "no expiry, made " + time.Since(r.CreatedAt).Round(time.Second).String() + " ago"
+		}
+		if r.Resource == "volume-snapshot" {
+			why = "left behind a deleted snapshot"
+		}
+		fmt.Fprintf(a.stdout, "%s %s %s (%s): %s\n", verb, r.Resource, r.ID, r.Name, why)
+	}
+	for _, f := range rep.Failed {
+		fmt.Fprintf(a.stderr, "could not destroy %s %s (%s): %v\n", f.Resource, f.ID, f.Name, f.Err)
+	}
+	fmt.Fprintf(a.stderr, "%d %s, %d failed, %d kept (not expired) on %s%s\n", len(rep.Destroyed), verb, len(rep.Failed), rep.Kept, a.p.Name(), a.searched())
+	return rerr
 }

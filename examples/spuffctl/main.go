@@ -2,25 +2,35 @@
 // lists, snapshots and destroys machines on DigitalOcean, Hetzner Cloud and
 // AWS EC2, and shows how a program uses the library.
 //
-// With no credentials in the environment (or with --simulate) it runs
-// against spuff's built-in simulated cloud, whose state it keeps in
-// $SPUFF_SIM_DIR (default: the user cache directory's spuff/ folder) so that
-// `up`, `ls` and `down` behave as against a real cloud. `spuffctl sim reset`
-// forgets it.
+// It talks to a real cloud only when the provider is named (--provider, or
+// the SPUFF_PROVIDER environment variable) and that provider's credentials
+// are found. Otherwise, or with --simulate, it runs against spuff's built-in
+// simulated cloud, says so on stderr, and keeps the simulated cloud's state
+// in $SPUFF_SIM_DIR (default: the user cache directory's spuff/ folder) so
+// that `up`, `ls` and `down` behave as against a real cloud. One spuffctl
+// at a time uses a simulated cloud's state (others wait); `spuffctl sim
+// serve` serves the simulated clouds to other programs.
 //
 // Usage:
 //
-//	spuffctl providers
-//	spuffctl up [--provider p] [--region r] [--size s] [--image ubuntu:24.04] [--name n] [--label k=v]... [--user-data @file] [--ssh-key k]... [--keep]
-//	spuffctl ls
-//	spuffctl status <id|name>
-//	spuffctl down <id|name>... | --all
-//	spuffctl snapshot create <id|name> [--name n] | snapshot ls | snapshot rm <id>...
-//	spuffctl keys
-//	spuffctl sim reset | sim path
+//	spuffctl providers [--json]
+//	spuffctl up [--provider p] [--region r] [--size s] [--image ubuntu:24.04] [--name n] [--label k=v]... [--user-data @file] [--ssh-key k]... [--keep] [--json]
+//	spuffctl ls [--provider p] [--json]
+//	spuffctl status <id|name> [--provider p] [--json]
+//	spuffctl down <id|name>... [--provider p]
+//	spuffctl down --all [--provider p] [--yes]
+//	spuffctl snapshot create <id|name> [--name n] [--provider p] [--json]
+//	spuffctl snapshot ls [--provider p] [--json]
+//	spuffctl snapshot rm <snapshot>... [--provider p]
+//	spuffctl keys [--provider p] [--json]
+//	spuffctl sim path [--provider p]
+//	spuffctl sim reset [--provider p]
+//	spuffctl sim serve [--listen 127.0.0.1:0] [--provider p]
 //
-// Every command takes --provider, --simulate, --json and --timeout, and
-// --help. Exit status: 0 success, 1 the operation failed, 2 usage error.
+// Flags may come anywhere on the line ("--" ends them). Every command takes
+// --provider, --simulate, --json, --timeout, --endpoint and --help. Exit
+// status: 0 success, 1 the operation failed, 2 usage error, 130 interrupted
+// (128 + the signal's number).
 package main
 
 import (
@@ -31,7 +41,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/spuffgo/spuff/provider"
 )
 
 // Exit statuses.
@@ -43,13 +56,36 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		cancel(&signalError{s})
+		// A second signal ends the process at once, cleanup or not.
+		s = <-sigs
+		fmt.Fprintf(os.Stderr, "%s: %v again; exiting without cleaning up\n", programName, s)
+		os.Exit(signalStatus(s))
+	}()
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	signal.Stop(sigs)
 	os.Exit(code)
 }
 
-// errUsage marks an error the user made on the command line.
+// signalError is the cause of the run's context when a signal stopped it.
+type signalError struct{ sig os.Signal }
+
+func (e *signalError) Error() string { return "interrupted (" + e.sig.String() + ")" }
+
+// signalStatus is the shell's exit status for a process ended by s.
+func signalStatus(s os.Signal) int {
+	if n, ok := s.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return 128 + int(syscall.SIGINT)
+}
+
+// usageError marks an error the user made on the command line.
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
@@ -62,35 +98,53 @@ func usagef(format string, args ...any) error {
 type command struct {
 	name    string
 	summary string
-	usage   string
-	run     func(a *app, args []string) error
+	// usages are the command's forms, one per line of its help, each
+	// runnable as shown once its placeholders are filled in.
+	usages []string
+	run    func(a *app, args []string) error
 }
 
 func commands() []command {
 	return []command{
-		{"providers", "list the providers and whether credentials are set", "providers", cmdProviders},
-		{"up", "create a machine and wait until it is ready", "up [flags]", cmdUp},
-		{"ls", "list the machines spuff manages", "ls [flags]", cmdLs},
-		{"status", "show one machine", "status [flags] <id|name>", cmdStatus},
-		{"down", "destroy machines", "down [flags] <id|name>... | --all", cmdDown},
-		{"snapshot", "create, list or remove snapshots", "snapshot create <id|name> [--name n] | snapshot ls | snapshot rm <id>...", cmdSnapshot},
-		{"keys", "list the account's SSH keys", "keys [flags]", cmdKeys},
-		{"sim", "manage the built-in simulated cloud's saved state", "sim reset | sim path", cmdSim},
+		{"providers", "list the providers and where their credentials come from",
+			[]string{"providers [--json]"}, cmdProviders},
+		{"up", "create a machine and wait until it is ready",
+			[]string{"up [--provider p] [--region r] [--size s] [--image ubuntu:24.04] [--name n] [--label k=v]... [--user-data @file] [--ssh-key k]... [--ttl 2h] [--keep] [--json]"}, cmdUp},
+		{"ls", "list the machines spuff manages",
+			[]string{"ls [--provider p] [--json]"}, cmdLs},
+		{"status", "show one machine",
+			[]string{"status <id|name> [--provider p] [--json]"}, cmdStatus},
+		{"down", "destroy machines spuff manages",
+			[]string{"down <id|name>... [--provider p]", "down --all [--provider p] [--yes]"}, cmdDown},
+		{"snapshot", "create, list or remove snapshots",
+			[]string{"snapshot create <id|name> [--name n] [--provider p] [--json]", "snapshot ls [--provider p] [--json]", "snapshot rm <snapshot>... [--provider p]"}, cmdSnapshot},
+		{"reap", "destroy the machines and snapshots past their expiry (--ttl)",
+			[]string{"reap [--dry-run] [--older-than 24h] [--provider p] [--json]"}, cmdReap},
+		{"keys", "list the account's SSH keys",
+			[]string{"keys [--provider p] [--json]"}, cmdKeys},
+		{"sim", "show, reset or serve the built-in simulated clouds",
+			[]string{"sim path [--provider p]", "sim reset [--provider p]", "sim serve [--listen 127.0.0.1:0] [--provider p]"}, cmdSim},
 	}
 }
 
 func topUsage(w io.Writer) {
-	fmt.Fprintf(w, "%s creates, waits for, snapshots and destroys cloud machines (spuff).\n\n", programName)
-	fmt.Fprintf(w, "Usage:\n  %s <command> [flags] [args]\n\nCommands:\n", programName)
+	fmt.Fprintf(w, "%s creates, waits for, snapshots and destroys cloud machines (spuff).\n\nUsage:\n", programName)
+	for _, c := range commands() {
+		for _, u := range c.usages {
+			fmt.Fprintf(w, "  %s %s\n", programName, u)
+		}
+	}
+	fmt.Fprintf(w, "\nCommands:\n")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun '%s <command> --help' for a command's flags.\n", programName)
-	fmt.Fprintf(w, "With no credentials in the environment, or with --simulate, %s uses a built-in simulated cloud.\n", programName)
+	fmt.Fprintf(w, "\nFlags may come anywhere on the line (-- ends them). Run '%s <command> --help' for a command's flags.\n", programName)
+	fmt.Fprintf(w, "A real cloud is used only when the provider is named (--provider or SPUFF_PROVIDER) and its credentials\nare found; otherwise %s uses a built-in simulated cloud and says so.\n", programName)
 }
 
-// run is main without the process: it returns the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+// run is main without the process: it returns the exit status. A context
+// cancelled with a *signalError cause is an interrupt.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		topUsage(stderr)
 		return exitUsage
@@ -112,22 +166,56 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		topUsage(stderr)
 		return exitUsage
 	}
-	a := &app{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr, cmd: cmd}
+	a := &app{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr, cmd: cmd}
 	err := cmd.run(a, args[1:])
 	if cerr := a.close(); err == nil {
 		err = cerr
 	}
 	var uerr *usageError
+	var serr *signalError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &uerr):
-		fmt.Fprintf(stderr, "%s %s: %v\nusage: %s %s\n", programName, cmd.name, err, programName, cmd.usage)
+		fmt.Fprintf(stderr, "%s %s: %v\n", programName, cmd.name, err)
+		for i, u := range cmd.usages {
+			lead := "usage:"
+			if i > 0 {
+				lead = "      "
+			}
+			fmt.Fprintf(stderr, "%s %s %s\n", lead, programName, u)
+		}
 		return exitUsage
+	case errors.As(context.Cause(ctx), &serr):
+		fmt.Fprintf(stderr, "%s %s: %v\n", programName, cmd.name, err)
+		return signalStatus(serr.sig)
 	default:
 		fmt.Fprintf(stderr, "%s %s: %v\n", programName, cmd.name, err)
+		if hint := a.authHint(err); hint != "" {
+			fmt.Fprintf(stderr, "%s: %s\n", programName, hint)
+		}
 		return exitFailed
 	}
+}
+
+// authHint tells which environment variable to set after an
+// authentication error (or a missing token reported as an invalid Token
+// field), or "".
+func (a *app) authHint(err error) string {
+	var perr *provider.Error
+	missingToken := errors.As(err, &perr) && perr.Kind == provider.KindInvalidConfig && strings.HasSuffix(perr.Field, "Token")
+	if (!errors.Is(err, provider.ErrAuthentication) && !missingToken) || a.backend == nil {
+		return ""
+	}
+	b := a.backend
+	if a.sim != nil {
+		return "the simulated cloud refused its own credential; reset it with `spuffctl sim reset --provider " + b.name + "`"
+	}
+	hint := b.authHint
+	if src := b.credentials(a.getenv); src != "" && !strings.HasPrefix(hint, "set "+src) {
+		hint += " (the credentials used came from " + src + ")"
+	}
+	return hint
 }

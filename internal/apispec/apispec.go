@@ -13,12 +13,14 @@ package apispec
 import (
 	"bytes"
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -31,38 +33,38 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
-// EnvDir names the environment variable that overrides where the API
-// descriptions are found (the folder holding digitalocean/, hetzner/).
+// EnvDir names the environment variable that, when set, makes the API
+// descriptions be read from that folder (holding digitalocean/, hetzner/)
+// instead of the copies embedded from testdata/: to try a newer
+// description without changing the repository.
 const EnvDir = "SPUFF_SPECS_DIR"
 
-// Find returns the path of rel (such as
-// "digitalocean/DigitalOcean-public.v2.bundled.yaml") in the folder of API
-// descriptions: $SPUFF_SPECS_DIR, else the first "shared/specs" found in the
-// working directory or one of its parents (the project keeps its shared
-// folder beside the repository).
-func Find(rel string) (string, error) {
+// descriptions are the official API descriptions the tests check traffic
+// against, kept in the repository (testdata/README.md says where each
+// comes from, and under which license) so that a clone needs nothing
+// beside it.
+//
+//go:embed testdata/digitalocean/DigitalOcean-public.v2.bundled.yaml testdata/hetzner/hcloud.json
+var descriptions embed.FS
+
+// Description returns the API description rel (such as
+// "digitalocean/DigitalOcean-public.v2.bundled.yaml") and where it was read
+// from: the folder $SPUFF_SPECS_DIR when set, else the copy embedded from
+// testdata/.
+func Description(rel string) (data []byte, source string, err error) {
 	if dir := os.Getenv(EnvDir); dir != "" {
 		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("apispec: %s=%s: %w", EnvDir, dir, err)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, "", fmt.Errorf("apispec: %s=%s: %w", EnvDir, dir, err)
 		}
-		return p, nil
+		return data, p, nil
 	}
-	dir, err := os.Getwd()
+	data, err = descriptions.ReadFile(path.Join("testdata", rel))
 	if err != nil {
-		return "", err
+		return nil, "", fmt.Errorf("apispec: no API description %s in testdata: %w", rel, err)
 	}
-	for {
-		p := filepath.Join(dir, "shared", "specs", rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("apispec: no shared/specs/%s above the working directory; set %s", rel, EnvDir)
-		}
-		dir = parent
-	}
+	return data, "testdata/" + rel + " (embedded)", nil
 }
 
 // Spec is a loaded API description with a router over its operations.
@@ -98,25 +100,35 @@ var (
 	formats sync.Once
 )
 
-// Require finds (see Find) and loads (see Load) the description rel, and
-// fails the test when it cannot.
+// Require reads (see Description) and loads (see LoadData) the
+// description rel, and fails the test when it cannot.
 func Require(t testing.TB, rel string, opts Options) *Spec {
 	t.Helper()
-	path, err := Find(rel)
+	data, source, err := Description(rel)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	s, err := Load(path, opts)
+	s, err := LoadData(source, data, opts)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
 	return s
 }
 
-// Load reads the description at path once per process (later calls return
-// the same Spec) and builds its router.
+// Load reads the description in the file at path (see LoadData).
 func Load(path string, opts Options) (*Spec, error) {
-	key := path + "|" + opts.Server + "|" + opts.StripPrefix
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("apispec: %w", err)
+	}
+	return LoadData(path, data, opts)
+}
+
+// LoadData parses a description (JSON or YAML, self-contained: only
+// references within the document) named name, once per process and name
+// (later calls return the same Spec), and builds its router.
+func LoadData(name string, data []byte, opts Options) (*Spec, error) {
+	key := name + "|" + opts.Server + "|" + opts.StripPrefix
 	cacheMu.Lock()
 	defer cacheMu.Unlock()
 	if s := cache[key]; s != nil {
@@ -127,14 +139,14 @@ func Load(path string, opts Options) (*Spec, error) {
 		openapi3.DefineIPv6Format()
 	})
 	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromFile(path)
+	doc, err := loader.LoadFromData(data)
 	if err != nil {
-		return nil, fmt.Errorf("apispec: loading %s: %w", path, err)
+		return nil, fmt.Errorf("apispec: loading %s: %w", name, err)
 	}
 	server := opts.Server
 	if server == "" {
 		if len(doc.Servers) == 0 {
-			return nil, fmt.Errorf("apispec: %s has no servers; give Options.Server", path)
+			return nil, fmt.Errorf("apispec: %s has no servers; give Options.Server", name)
 		}
 		server = doc.Servers[0].URL
 	}
@@ -155,7 +167,7 @@ func Load(path string, opts Options) (*Spec, error) {
 	}
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
-		return nil, fmt.Errorf("apispec: routing %s: %w", path, err)
+		return nil, fmt.Errorf("apispec: routing %s: %w", name, err)
 	}
 	prefix := opts.StripPrefix
 	if prefix == "" {

@@ -7,7 +7,7 @@ import (
 )
 
 // DigitalOceanSpec is the DigitalOcean API v2 description, relative to
-// shared/specs: the bundled file, whose operations are inlined (the split
+// testdata/: the bundled file, whose operations are inlined (the split
 // root file puts them behind $refs that kin-openapi loads as empty
 // operations, so nothing would be checked).
 const DigitalOceanSpec = "digitalocean/DigitalOcean-public.v2.bundled.yaml"

@@ -7,7 +7,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 )
 
-// HetznerSpec is the Hetzner Cloud description, relative to shared/specs.
+// HetznerSpec is the Hetzner Cloud description, relative to testdata/.
 const HetznerSpec = "hetzner/hcloud.json"
 
 // Hetzner returns the Hetzner Cloud API description prepared for the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -140,6 +141,18 @@ func (o opener) Open(ctx context.Context, s *driver.Settings) (driver.Driver, er
 		if awsCfg.Credentials == nil {
 			return nil, &driver.Error{Kind: driver.KindAuthentication, Field: "Config.AccessKeyID", Message: missingCredentials}
 		}
+		if !chainConfigured(s) {
+			// Only the instance metadata service is left: ask it once,
+			// briefly (on EC2 it answers at once; elsewhere there is none),
+			// so that a machine with no credentials at all is told so at
+			// Open, as with every driver.
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := awsCfg.Credentials.Retrieve(rctx)
+			cancel()
+			if err != nil {
+				return nil, &driver.Error{Kind: driver.KindAuthentication, Field: "Config.AccessKeyID", Message: missingCredentials}
+			}
+		}
 		if region == "" {
 			region = awsCfg.Region
 		}
@@ -162,6 +175,25 @@ func (o opener) Open(ctx context.Context, s *driver.Settings) (driver.Driver, er
 		endpoint = "ec2.amazonaws.com"
 	}
 	return newDriver(client, hc, region, s, driver.AccountKey(endpoint, credKey), o.opts), nil
+}
+
+// chainConfigured reports whether the default credential chain has a
+// source besides the instance metadata service: credentials or a role in
+// the environment, a profile, a container's credentials, or a shared
+// config or credentials file.
+func chainConfigured(s *driver.Settings) bool {
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"} {
+		if s.Env(k) != "" {
+			return true
+		}
+	}
+	for _, f := range []string{config.DefaultSharedCredentialsFilename(), config.DefaultSharedConfigFilename()} {
+		if _, err := os.Stat(f); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // missingCredentials says where credentials come from.
@@ -234,6 +266,8 @@ type drv struct {
 	// fetchMu makes one image lookup at a time: creates made at once
 	// wait for it and share its AMI rather than each repeating it.
 	fetchMu sync.Mutex
+
+	pricingState // the Price List API client (catalog.go)
 }
 
 type placement struct {

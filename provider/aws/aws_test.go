@@ -49,6 +49,7 @@ func harness() providertest.Harness {
 		Republish: func(srv *simcloud.Server, req provider.InstanceRequest) int64 {
 			return republish(srv, req)
 		},
+		Catalog: expectedCatalog,
 	}
 }
 

@@ -111,6 +111,16 @@
 // (smithy.APIError, *awshttp.ResponseError) stays reachable with
 // errors.As.
 //
+// # Catalogue
+//
+// provider.FetchCatalog reads the regions (a region the account has not
+// opted in to is unavailable), the instance types and where each is
+// offered, and the Linux on-demand prices of the AWS Price List API
+// (service pricing, endpoint us-east-1, on the EC2 client's credentials
+// and endpoint) for the regions the Provider covers; other regions'
+// prices, and every price when the credentials lack pricing:GetProducts,
+// are unknown (Catalog.Notes says why).
+//
 // # As
 //
 // Provider.As sets a **ec2.Client to the default region's client (the

@@ -81,7 +81,8 @@ func kindForCode(code, msg string) driver.Kind {
 		return driver.KindUnknown
 	case "AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId", "SignatureDoesNotMatch",
 		"ExpiredToken", "IncompleteSignature", "MissingAuthenticationToken", "OptInRequired",
-		"Blocked", "PendingVerification", "AccessDenied", "AccessDeniedException", "AuthFailure.ServiceLinkedRoleCreationNotPermitted":
+		"Blocked", "PendingVerification", "AccessDenied", "AccessDeniedException", "AuthFailure.ServiceLinkedRoleCreationNotPermitted",
+		"UnrecognizedClientException":
 		return driver.KindAuthentication
 	case "RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled", "TooManyRequestsException":
 		return driver.KindRateLimit

@@ -74,6 +74,11 @@ func (d *drv) CheckRequest(r *driver.Request) error {
 			return driver.Invalid("Image", fmt.Sprintf("%q is not an AMI ID (ami-…)", r.Image.Value))
 		}
 	}
+	if !r.ExpiresAt.IsZero() {
+		if n := len(withExpiry(r.UserData, r.ExpiresAt)); n > MaxUserDataBytes {
+			return driver.Invalid("UserData", fmt.Sprintf("with the TTL's expiry script the user data is %d bytes; EC2 takes %d", n, MaxUserDataBytes))
+		}
+	}
 	return nil
 }
 
@@ -152,8 +157,12 @@ func (d *drv) Create(ctx context.Context, in *driver.CreateInput) (*driver.Insta
 	if p.keyName != "" {
 		run.KeyName = awssdk.String(p.keyName)
 	}
-	if r.UserData != "" {
-		run.UserData = awssdk.String(base64.StdEncoding.EncodeToString([]byte(r.UserData)))
+	userData := r.UserData
+	if !r.ExpiresAt.IsZero() {
+		userData = withExpiry(userData, r.ExpiresAt)
+	}
+	if userData != "" {
+		run.UserData = awssdk.String(base64.StdEncoding.EncodeToString([]byte(userData)))
 	}
 	if d.opts.subnet != "" {
 		run.SubnetId = awssdk.String(d.opts.subnet)
@@ -169,8 +178,8 @@ func (d *drv) Create(ctx context.Context, in *driver.CreateInput) (*driver.Insta
 		}
 	}
 	if !r.ExpiresAt.IsZero() {
-		// A machine that expires ends itself: a shutdown from inside
-		// terminates it, with no credential needed.
+		// A machine that expires ends itself (see withExpiry): a
+		// power-off from inside terminates it, with no credential needed.
 		run.InstanceInitiatedShutdownBehavior = types.ShutdownBehaviorTerminate
 	}
 	if d.opts.volumeSize > 0 {

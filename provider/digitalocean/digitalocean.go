@@ -53,15 +53,29 @@
 // managed-by:spuff spuff-key:…]") until it is made and tagged: ListSnapshots
 // finds it either way, and shows the plain name.
 //
+// # Expiry
+//
+// A request's TTL is kept on the droplet as the label spuff-expires, which
+// provider.Reap acts on. DigitalOcean offers no way for a machine to destroy
+// itself without credentials, and a powered-off droplet is still billed:
+// nothing ends an expired droplet but a reaper (spuffctl reap, or
+// provider.Reap from a scheduled job). Run one.
+//
 // # Errors
 //
 // godo does not parse the "id" of DigitalOcean's error bodies, so errors are
 // classified by HTTP status: 401 and 403 are authentication errors, 404 not
 // found, 422 and 400 invalid config naming the field the message names (or
 // quota exceeded when it says a limit would be exceeded, or no capacity
-// when a size is unavailable in a region), 429 rate limit, with the
+// when a size or the region is unavailable), 429 rate limit, with the
 // Retry-After, or the time to RateLimit-Reset when no request is left. The
 // *godo.ErrorResponse is reachable with errors.As.
+//
+// # Catalogue
+//
+// provider.FetchCatalog reads /v2/regions and /v2/sizes, every page: a
+// size is offered in the regions it lists, at its price_hourly in US
+// dollars (see Catalog).
 package digitalocean
 
 import (

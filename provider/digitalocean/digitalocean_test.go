@@ -78,6 +78,7 @@ var harness = providertest.Harness{
 	BadRequests:          badRequests(),
 	MalformedIDs:         []string{"", "0", "-1", "abc", "1.5", "12345678901234567890"},
 	MalformedSnapshotIDs: []string{"", "0", "-1", "abc", "1.5", "12345678901234567890"},
+	Catalog:              expectedCatalog,
 }
 
 // TestConformance runs spuff's conformance suite against the driver and the

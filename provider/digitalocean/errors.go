@@ -33,6 +33,9 @@ func classify(err error) error {
 			e.Kind = driver.KindQuotaExceeded
 		case status == http.StatusUnprocessableEntity && isCapacity(er.Message):
 			e.Kind, e.Field = driver.KindCapacity, "Size"
+			if strings.HasPrefix(strings.ToLower(er.Message), "region") {
+				e.Field = "Region"
+			}
 		case e.Kind == driver.KindInvalidConfig:
 			e.Field = fieldOf(er.Message)
 		case status == http.StatusTooManyRequests:
@@ -63,11 +66,12 @@ func isQuota(msg string) bool {
 }
 
 // isCapacity reports whether a 422 message tells of a size the region
-// cannot give now ("Size is not available in this region").
+// cannot give now ("Size is not available in this region"), or of a
+// region that takes no droplets now ("Region is not available").
 func isCapacity(msg string) bool {
 	m := strings.ToLower(msg)
 	return strings.Contains(m, "not available in this region") || strings.Contains(m, "unavailable in this region") ||
-		strings.Contains(m, "insufficient capacity")
+		strings.Contains(m, "insufficient capacity") || strings.HasPrefix(m, "region is not available")
 }
 
 // fieldOf names the request field a 422 message is about, or "".

@@ -1,8 +1,12 @@
 package digitalocean
 
 import (
+	"errors"
+	"github.com/digitalocean/godo"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,6 +110,33 @@ func TestSelectiveTag(t *testing.T) {
 	} {
 		if got := selectiveTag(tc.labels); got != tc.want {
 			t.Errorf("selectiveTag(%v) = %q, want %q", tc.labels, got, tc.want)
+		}
+	}
+}
+
+// A DigitalOcean 422 names the field its message is about, and its text
+// says the message once, without godo's request URL.
+func TestUnprocessableNamesTheField(t *testing.T) {
+	for msg, field := range map[string]string{
+		"You specified an invalid size for Droplet creation.":  "Size",
+		"Region is not available":                              "Region",
+		"You specified an invalid image for Droplet creation.": "Image",
+		"ssh_keys: you specified an invalid SSH key ID":        "SSHKeys",
+		"Something else went wrong":                            "",
+	} {
+		u, _ := url.Parse("http://127.0.0.1:41234/v2/droplets")
+		er := &godo.ErrorResponse{Response: &http.Response{StatusCode: 422, Request: &http.Request{Method: "POST", URL: u}}, Message: msg}
+		err := classify(er)
+		var de *driver.Error
+		if !errors.As(err, &de) || de.Field != field {
+			t.Errorf("%q: field %q, want %q", msg, de.Field, field)
+		}
+		if text := err.Error(); strings.Contains(text, "127.0.0.1") || strings.Count(text, msg) != 1 {
+			t.Errorf("%q: text %q, want the message once and no URL", msg, text)
+		}
+		var got *godo.ErrorResponse
+		if !errors.As(err, &got) {
+			t.Errorf("%q: the godo error is not reachable", msg)
 		}
 	}
 }

@@ -25,9 +25,9 @@
 // of its kind (KindInvalidConfig, say): an error of no kind from a call
 // that changes something counts as "the change may have been made".
 //
-// Optional interfaces (Snapshotter) are detected by type assertion, like
-// database/sql/driver's; a Driver without one makes the portable layer
-// answer ErrNotSupported.
+// Optional interfaces (Snapshotter, Orphaner, Cataloger) are detected by
+// type assertion, like database/sql/driver's; a Driver without one makes
+// the portable layer answer ErrNotSupported.
 //
 // Conformance: providertest.Run checks every rule against a Driver served
 // by a simulated cloud; a new driver passes it before it is done.

@@ -57,6 +57,14 @@
 // repeated after a lost answer or a timeout finds it and resumes waiting
 // for it rather than making a second.
 //
+// # Expiry
+//
+// A request's TTL is kept on the server as the label spuff-expires, which
+// provider.Reap acts on. Hetzner Cloud offers no way for a machine to destroy
+// itself without credentials, and a powered-off server is still billed:
+// nothing ends an expired server but a reaper (spuffctl reap, or
+// provider.Reap from a scheduled job). Run one.
+//
 // # Errors
 //
 // Hetzner's error codes map to the portable kinds: unauthorized and
@@ -69,6 +77,12 @@
 // ("server location disabled", "error during placement") and
 // placement_error to ErrCapacity, conflict and locked to retryable ErrAPI,
 // server errors to ErrAPI. The hcloud.Error stays reachable with errors.As.
+//
+// # Catalogue
+//
+// provider.FetchCatalog reads the locations, the server types (offered
+// in a location while its "available" says so) and the project's currency
+// from /pricing; prices are each location's net price (VAT excluded).
 //
 // # As
 //

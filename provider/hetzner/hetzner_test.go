@@ -36,6 +36,7 @@ var harness = providertest.Harness{
 	BadRequests:          badRequests(),
 	MalformedIDs:         []string{"", "0", "-1", "abc", "1.5", "99999999999999999999"},
 	MalformedSnapshotIDs: []string{"", "0", "-1", "abc", "1.5", "99999999999999999999"},
+	Catalog:              expectedCatalog,
 }
 
 // systemImage returns the model ID of the system image name for arch.

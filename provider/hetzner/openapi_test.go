@@ -41,7 +41,7 @@ func validated(t *testing.T, opts simcloud.Options, mid func(http.Handler) http.
 // TestOpenAPIValidation runs the driver — the real hcloud-go client — through
 // every call it makes, successes and errors, against the simulated API, and
 // validates each request and response against Hetzner's OpenAPI
-// description (shared/specs/hetzner/hcloud.json).
+// description (internal/apispec/testdata/hetzner/hcloud.json).
 func TestOpenAPIValidation(t *testing.T) {
 	ctx := context.Background()
 	srv, v := validated(t, fastOpts(), nil, hcloudsim.WithReadOnlyToken("ro-token"))

@@ -5,7 +5,9 @@
 // It speaks the endpoints a machine lifecycle needs: droplets (create, get,
 // list by tag or name with pages, delete), droplet actions (snapshot, and
 // the droplet's action list), actions, images, snapshots, tags and their
-// resources, and the account's SSH keys. Bodies, status codes, error bodies
+// resources, the account's SSH keys, and the catalogue's regions and sizes
+// (a size listed in the regions that can place it now, as DigitalOcean
+// does). Bodies, status codes, error bodies
 // ({"id":"not_found","message":"..."}), pagination links (absolute
 // first/prev/next/last URLs, as godo derives the current page from them) and
 // the RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset headers follow
@@ -109,7 +111,12 @@ type SizeInfo struct {
 	Description string
 }
 
-// Sizes is the default size catalogue: a few of DigitalOcean's slugs.
+// Sizes is the default size catalogue: a few of DigitalOcean's slugs, with
+// their published prices (digitalocean.com/pricing/droplets, 2024–2025:
+// Basic from $4 a month for 512 MiB; the hourly price is the monthly one
+// over 672 hours, as DigitalOcean bills, $6 a month being $0.00893 an
+// hour). The API's /v2/sizes lists a size in the regions that can place
+// it now (see simcloud.Cloud.Room), its prices the same in every region.
 var Sizes = map[string]SizeInfo{
 	"s-1vcpu-512mb-10gb": {simcloud.Size{Arch: "x86_64", VCPUs: 1, MemoryMB: 512, DiskGB: 10}, 4, 0.00595, 0.5, "Basic"},
 	"s-1vcpu-1gb":        {simcloud.Size{Arch: "x86_64", VCPUs: 1, MemoryMB: 1024, DiskGB: 25}, 6, 0.00893, 1, "Basic"},

@@ -214,7 +214,9 @@ func (h *Handler) region(slug string) wireRegion {
 	}
 	sizes := make([]string, 0, len(h.cloud.Options().Sizes))
 	for s := range h.cloud.Options().Sizes {
-		sizes = append(sizes, s)
+		if h.cloud.Available(slug, s) { // DigitalOcean lists what the region can place now
+			sizes = append(sizes, s)
+		}
 	}
 	slices.Sort(sizes)
 	return wireRegion{Name: name, Slug: slug, Available: !h.cloud.RegionDisabled(slug), Sizes: sizes,
@@ -233,14 +235,18 @@ func (h *Handler) size(slug string) wireSize {
 	w := wireSize{
 		Slug: slug, Memory: roundTo8(s.MemoryMB), VCPUs: s.VCPUs, Disk: s.DiskGB,
 		Transfer: info.TransferTB, PriceMonthly: info.PriceMonthly, PriceHourly: info.PriceHourly,
-		Regions: slices.Clone(h.cloud.Options().Regions), Available: true, Description: info.Description,
-		DiskInfo: disks(s.DiskGB),
+		Regions: []string{}, Description: info.Description, DiskInfo: disks(s.DiskGB),
 	}
+	// "The region slugs where this size is available for Droplet
+	// creates": the ones with room now.
+	for _, r := range h.cloud.Options().Regions {
+		if h.cloud.Available(r, slug) {
+			w.Regions = append(w.Regions, r)
+		}
+	}
+	w.Available = len(w.Regions) > 0
 	if w.Memory < 8 {
 		w.Memory = 8
-	}
-	if w.Regions == nil {
-		w.Regions = []string{}
 	}
 	return w
 }

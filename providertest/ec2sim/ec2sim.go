@@ -34,7 +34,11 @@
 // and ? wildcards, architecture, state, tag:KEY, tag-key, owner-id,
 // image-id, is-public, image-type, root-device-type, virtualization-type,
 // description), DeregisterImage (with DeleteAssociatedSnapshots),
-// DeleteSnapshot, DescribeSnapshots, CreateTags and DescribeKeyPairs.
+// DeleteSnapshot, DescribeSnapshots, CreateTags and DescribeKeyPairs; the
+// catalogue's DescribeRegions, DescribeInstanceTypes and
+// DescribeInstanceTypeOfferings (catalog.go); and, on the same endpoint,
+// the AWS Price List API's GetProducts in AWS JSON 1.1 (pricing.go), so
+// that aws-sdk-go-v2's pricing client runs against it too.
 //
 // Instances go pending → running and get a public IP shortly before (in the
 // realistic world a few only after they run); TerminateInstances answers
@@ -542,6 +546,7 @@ type HandlerOption func(*handlerConfig)
 type handlerConfig struct {
 	ignoreDeleteAssociated bool
 	fingerprints           simcloud.Switch
+	denyPricing            bool // WithoutPricingAccess (pricing.go)
 }
 
 // Fingerprints picks how DescribeKeyPairs reports fingerprints: On for

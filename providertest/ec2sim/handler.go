@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -195,6 +196,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := h.seq.Add(1)
 	reqID := fmt.Sprintf("5eed%04x-%04x-4%03x-8%03x-%012x", n>>48&0xffff, n>>32&0xffff, n>>20&0xfff, n>>8&0xfff, n)
 	w.Header().Set("X-Amzn-Requestid", reqID)
+	if isPricing(r) {
+		h.servePricing(w, r, reqID) // the Price List API (pricing.go)
+		return
+	}
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		writeError(w, &apiError{http.StatusMethodNotAllowed, "InvalidHttpRequest", "The EC2 Query API takes GET or POST"})
 		return
@@ -247,6 +252,9 @@ func opOf(action string, form url.Values) simcloud.Op {
 		return simcloud.OpTag
 	case "DescribeKeyPairs":
 		return simcloud.OpListSSHKeys
+	}
+	if op, ok := catalogOp(action); ok {
+		return op
 	}
 	return simcloud.OpOther
 }
@@ -333,8 +341,13 @@ func (c *call) run(action string) *apiError {
 		return c.createTags()
 	case "DescribeKeyPairs":
 		return c.describeKeyPairs()
+	case "GetConsoleOutput":
+		return c.getConsoleOutput()
 	case "":
 		return missing("Action")
+	}
+	if e, ok := c.runCatalog(action); ok {
+		return e
 	}
 	return badRequest("InvalidAction", "The action %s is not valid for this web service.", action)
 }
@@ -893,6 +906,7 @@ func (c *call) runInstances() *apiError {
 		ClientToken: token,
 		Params:      params(f),
 		Extra:       extra,
+		ShutdownAt:  guestShutdown(f.Get("InstanceInitiatedShutdownBehavior"), userData),
 	}, counts[0], counts[1])
 	if err != nil {
 		var me *simcloud.Error
@@ -1621,4 +1635,59 @@ func (c *call) describeKeyPairs() *apiError {
 	}
 	writeXML(c.w, resp)
 	return nil
+}
+
+// guestPoweroff is a guest's command that schedules its own power-off at
+// a Unix time ("systemd-run --on-calendar=@1790000000 systemctl poweroff",
+// as a user data script may run it).
+var guestPoweroff = regexp.MustCompile(`systemd-run\s+--on-calendar[= ]@([0-9]+)\s+\S*systemctl\s+poweroff`)
+
+// guestShutdown is when the guest of a machine launched with the shutdown
+// behaviour and user data shuts itself down and EC2 then terminates it:
+// the time its user data schedules a power-off for, when the behaviour is
+// "terminate" (with "stop", the default, the machine would only stop,
+// which the simulation does not model).
+func guestShutdown(behaviour, userData string) time.Time {
+	if behaviour != "terminate" {
+		return time.Time{}
+	}
+	m := guestPoweroff.FindStringSubmatch(userData)
+	if m == nil {
+		return time.Time{}
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(n, 0)
+}
+
+// getConsoleOutput answers GetConsoleOutput: the instance's serial console
+// as cloud-init writes it, host key fingerprints included once it has
+// booted, base64-encoded as EC2 sends it.
+func (c *call) getConsoleOutput() *apiError {
+	id := c.form.Get("InstanceId")
+	if id == "" {
+		return missing("InstanceId")
+	}
+	found, e := c.lookupInstances([]string{id})
+	if e != nil {
+		return e
+	}
+	out, err := c.h.cloud.ConsoleOutput(found[0].ID)
+	if err != nil {
+		return badRequest("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+	}
+	writeXML(c.w, consoleOutputResponse{Xmlns: xmlns, RequestID: c.requestID(), InstanceID: id,
+		Timestamp: c.now.UTC().Format(time.RFC3339), Output: base64.StdEncoding.EncodeToString([]byte(out))})
+	return nil
+}
+
+type consoleOutputResponse struct {
+	XMLName    xml.Name `xml:"GetConsoleOutputResponse"`
+	Xmlns      string   `xml:"xmlns,attr"`
+	RequestID  string   `xml:"requestId"`
+	InstanceID string   `xml:"instanceId"`
+	Timestamp  string   `xml:"timestamp"`
+	Output     string   `xml:"output"`
 }

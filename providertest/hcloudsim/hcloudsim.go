@@ -13,7 +13,13 @@
 //     /servers/{id}/actions/{action_id} and /images/{id}/actions/{action_id};
 //   - images: list (type, status, name, architecture, label_selector,
 //     pages), get, update description and labels, delete;
-//   - ssh_keys, server_types, locations and datacenters, read-only.
+//   - ssh_keys, server_types, locations, datacenters and pricing,
+//     read-only: the server types, locations and net prices of Catalog
+//     (Hetzner's line-up and prices of October 2025), each type's
+//     locations "available" while the model has room for it there (and a
+//     datacenter's available server types likewise), as Hetzner stops
+//     offering what it cannot place. A create is not refused for a
+//     location its type is not listed in.
 //
 // Errors use Hetzner's body {"error":{"code":…,"message":…,"details":…}}
 // with its codes: unauthorized (401), forbidden (403, a read-only token
@@ -83,18 +89,14 @@ var knownLocations = []location{
 	{"sin", "Singapore", "SG", "Singapore", "ap-southeast", "sin-dc1", 1.283333, 103.833333},
 }
 
-// ServerTypes is the default server type catalogue: shared x86 (cx, cpx),
-// shared Arm (cax) and dedicated x86 (ccx) types.
+// ServerTypes is the default server type catalogue (see Catalog): shared
+// x86 (cx, cpx), shared Arm (cax) and dedicated x86 (ccx) types.
 func ServerTypes() map[string]simcloud.Size {
-	return map[string]simcloud.Size{
-		"cx22":  {Arch: "x86_64", VCPUs: 2, MemoryMB: 4096, DiskGB: 40},
-		"cx32":  {Arch: "x86_64", VCPUs: 4, MemoryMB: 8192, DiskGB: 80},
-		"cpx11": {Arch: "x86_64", VCPUs: 2, MemoryMB: 2048, DiskGB: 40},
-		"cpx21": {Arch: "x86_64", VCPUs: 3, MemoryMB: 4096, DiskGB: 80},
-		"ccx13": {Arch: "x86_64", VCPUs: 2, MemoryMB: 8192, DiskGB: 80},
-		"cax11": {Arch: "arm64", VCPUs: 2, MemoryMB: 4096, DiskGB: 40},
-		"cax21": {Arch: "arm64", VCPUs: 4, MemoryMB: 8192, DiskGB: 80},
+	out := map[string]simcloud.Size{}
+	for name, t := range Catalog() {
+		out[name] = t.Size
 	}
+	return out
 }
 
 // Locations returns the names of the default location catalogue.
@@ -269,26 +271,7 @@ func Handler(cloud *simcloud.Cloud, opts ...Option) http.Handler {
 	}
 	slices.Sort(names)
 	for i, n := range names {
-		sz := sizes[n]
-		cpu := "shared"
-		if strings.HasPrefix(n, "ccx") {
-			cpu = "dedicated"
-		}
-		st := wireServerType{
-			ID: int64(i + 1), Name: n, Description: strings.ToUpper(n), Category: cpu, Cores: max(sz.VCPUs, 1),
-			Memory: float64(max(sz.MemoryMB, 512)) / 1024, Disk: float64(max(sz.DiskGB, 10)),
-			Prices: []wirePrice{}, StorageType: "local", CPUType: cpu, Architecture: wireArch(sz.Arch),
-		}
-		for _, l := range h.locations {
-			st.Locations = append(st.Locations, wireServerTypeLocation{ID: l.ID, Name: l.Name})
-			st.Prices = append(st.Prices, wirePrice{
-				Location:          l.Name,
-				PriceHourly:       wireAmount{Net: "0.0060000000", Gross: "0.0071400000"},
-				PriceMonthly:      wireAmount{Net: "3.7900000000", Gross: "4.5101000000"},
-				IncludedTraffic:   21990232555520,
-				PricePerTBTraffic: wireAmount{Net: "1.0000000000", Gross: "1.1900000000"},
-			})
-		}
+		st := serverTypeWire(int64(i+1), n, sizes[n], h.locations)
 		h.types = append(h.types, st)
 	}
 
@@ -314,6 +297,7 @@ func Handler(cloud *simcloud.Cloud, opts ...Option) http.Handler {
 	m.HandleFunc("GET /locations", h.serve(simcloud.OpCatalog, false, h.listLocations))
 	m.HandleFunc("GET /locations/{id}", h.serve(simcloud.OpCatalog, false, h.getLocation))
 	m.HandleFunc("GET /datacenters", h.serve(simcloud.OpCatalog, false, h.listDatacenters))
+	m.HandleFunc("GET /pricing", h.serve(simcloud.OpCatalog, false, h.getPricing))
 	m.HandleFunc("/", h.serve(simcloud.OpOther, false, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &simcloud.Error{Code: simcloud.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	}))
@@ -535,13 +519,9 @@ func (h *handler) datacenter(l wireLocation) wireDatacenter {
 			name = k.datacenter
 		}
 	}
-	ids := make([]int64, len(h.types))
-	for i, t := range h.types {
-		ids[i] = t.ID
-	}
 	return wireDatacenter{
 		ID: l.ID, Name: name, Description: l.City + " DC " + strings.TrimPrefix(name, l.Name+"-dc"), Location: l,
-		ServerTypes: wireDatacenterServerTypes{Available: ids, AvailableForMigration: ids, Supported: ids},
+		ServerTypes: h.datacenterTypes(l),
 	}
 }
 
@@ -1005,7 +985,7 @@ func (h *handler) listServerTypes(w http.ResponseWriter, r *http.Request) {
 	var out []wireServerType
 	for _, t := range h.types {
 		if n := r.URL.Query().Get("name"); n == "" || n == t.Name {
-			out = append(out, t)
+			out = append(out, h.available(t))
 		}
 	}
 	writePage(w, "server_types", out, page, perPage)
@@ -1017,7 +997,7 @@ func (h *handler) getServerType(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &simcloud.Error{Code: simcloud.CodeNotFound, Message: "server type not found"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"server_type": t})
+	writeJSON(w, http.StatusOK, map[string]any{"server_type": h.available(t)})
 }
 
 func (h *handler) listLocations(w http.ResponseWriter, r *http.Request) {

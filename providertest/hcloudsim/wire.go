@@ -83,6 +83,10 @@ type wireServerTypeLocation struct {
 	ID          int64     `json:"id"`
 	Name        string    `json:"name"`
 	Deprecation *struct{} `json:"deprecation"`
+	// Available and Recommended say whether the type can be ordered
+	// there now (the API's newer fields, which hcloud-go reads).
+	Available   bool `json:"available"`
+	Recommended bool `json:"recommended"`
 }
 
 type wirePrice struct {

@@ -24,6 +24,11 @@ type InstanceSpec struct {
 	// other Params is CodeIdempotency.
 	Params string
 	Extra  map[string]string
+	// ShutdownAt, if set, is when the guest shuts itself down and the
+	// cloud then destroys the machine (EC2's instance-initiated shutdown
+	// behaviour "terminate"): from then on it is deleted as by
+	// DeleteInstance.
+	ShutdownAt time.Time
 }
 
 // CreateInstance creates a machine. With a ClientToken already used, it
@@ -93,6 +98,7 @@ func (c *Cloud) CreateInstances(spec InstanceSpec, minCount, maxCount int) (inst
 	if room := c.roomLocked(spec.Region, spec.Size, now); room >= 0 {
 		n = min(n, room)
 		if n < minCount {
+			c.refused++
 			return nil, false, errf(CodeCapacity, "no capacity for size %q in region %q", spec.Size, spec.Region)
 		}
 	}
@@ -232,6 +238,10 @@ func (c *Cloud) launchLocked(spec InstanceSpec, arch string, now time.Time, cons
 		ListedAt:    listed,
 		BusyUntil:   now.Add(boot),
 		Extra:       maps.Clone(spec.Extra),
+	}
+	if !spec.ShutdownAt.IsZero() {
+		in.DeletedAt = spec.ShutdownAt
+		in.GoneAt = spec.ShutdownAt.Add(c.Scale(c.opts.DestroyDelay))
 	}
 	c.instances[in.ID] = in
 	c.order = append(c.order, in.ID)

@@ -25,6 +25,7 @@ type Driver struct {
 	snapshots map[string]*driver.Snapshot
 	creates   int
 	calls     int
+	catalogs  int
 
 	// LoseCreate, when > 0, makes that many next Creates make their
 	// machine and then fail as a lost answer.
@@ -32,6 +33,13 @@ type Driver struct {
 	// FailCreate, when set, is returned by the next Create, which makes
 	// nothing.
 	FailCreate error
+	// Refuse, when set, is asked by every Create before anything else
+	// (with the driver's lock held: it must not call the driver); an
+	// error it returns is Create's, and nothing is made. Tests refuse a
+	// placement for capacity with it.
+	Refuse func(in *driver.CreateInput) error
+	// Catalogue, when set, is what Catalog returns (see catalog.go).
+	Catalogue *driver.Catalog
 	// Hidden makes machines absent from List for this long after their
 	// creation (a listing that lags).
 	Hidden time.Duration
@@ -126,6 +134,11 @@ func (d *Driver) Create(_ context.Context, in *driver.CreateInput) (*driver.Inst
 	defer d.mu.Unlock()
 	d.calls++
 	d.creates++
+	if d.Refuse != nil {
+		if err := d.Refuse(in); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.FailCreate; err != nil {
 		d.FailCreate = nil
 		return nil, err
