@@ -142,7 +142,7 @@ func badResponses(t *testing.T, tg target, b badAnswer) {
 		cfg.Retry.MaxAttempts = 2
 		if b.fault == simcloud.FaultHuge {
 			cfg.Retry.MaxAttempts = 1
-			cfg.Timeouts.HTTPRequest = time.Minute // reading tens of megabytes is slow under the race detector
+			cfg.Timeouts.HTTPRequest = 4 * time.Minute // reading tens of megabytes is slow under the race detector on a loaded machine
 		}
 		cfg.Timeouts.InstanceReady = 300 * time.Millisecond
 		cfg.Timeouts.ActionComplete = 300 * time.Millisecond
@@ -182,7 +182,7 @@ func badResponses(t *testing.T, tg target, b badAnswer) {
 		// answer reads).
 		bound := 2 * time.Second
 		if b.fault == simcloud.FaultHuge {
-			bound = time.Minute
+			bound = 4 * time.Minute
 		}
 		ctx, cancel := context.WithTimeout(f.ctx, bound)
 		start := time.Now()
