@@ -410,7 +410,9 @@ func testWaitPollsBeforeDeadline(t *testing.T, h Harness) {
 	opts := suiteOptions()
 	opts.BootDelay = cloudTime(200 * time.Millisecond)
 	e := setup(t, h, opts, func(c *provider.Config) {
-		c.Timeouts.InstanceReady = 2 * time.Second
+		// 5 s: the final poll starts a tenth of it (500 ms) before the
+		// deadline, which a loaded machine's -race run still answers in.
+		c.Timeouts.InstanceReady = 5 * time.Second
 		c.WaitPolicy = provider.AdaptiveWait(time.Hour, time.Minute, time.Hour) // first poll at 48 minutes
 	})
 	inst := e.create(h.Request(e.name("deadline")))

@@ -96,13 +96,17 @@ type env struct {
 	p     provider.Provider
 }
 
-func setup(t *testing.T, opts simcloud.Options) *env {
+func setup(t *testing.T, opts simcloud.Options, tweaks ...func(*provider.Config)) *env {
 	t.Helper()
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	srv := startValidated(t, opts)
-	p, err := digitalocean.Open(ctx, providertest.FastConfig(config(srv)))
+	cfg := providertest.FastConfig(config(srv))
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	p, err := digitalocean.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +216,10 @@ func TestCreateOutcomeUnknown(t *testing.T) {
 // outcome is unknown, makes nothing while one may still appear, and makes
 // it once the cloud has had time to show it.
 func TestCreateRetriesRefusals(t *testing.T) {
-	e := setup(t, providertest.Options())
+	// A look-up of 500 ms: the horizon of an unknown outcome (six of
+	// them, 3 s) outlasts a loaded machine's two creates "at once", and
+	// still ends within the 10 s this test waits for it.
+	e := setup(t, providertest.Options(), func(c *provider.Config) { c.Timeouts.Lookup = 500 * time.Millisecond })
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultRateLimit, Delay: 20 * time.Millisecond})
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultRateLimit})
 	if _, err := e.p.CreateInstance(e.ctx, request("refused-1")); err != nil {
