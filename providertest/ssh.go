@@ -351,6 +351,7 @@ func testSSHCancel(t *testing.T, h Harness) {
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("WaitSSH cancelled in stage %s: %v, want context.Canceled", tc.stage, err)
 			}
+			t.Logf("WaitSSH cancelled in stage %s returned %v after the cancel", tc.stage, late)
 			if late > cancelBound {
 				t.Errorf("WaitSSH returned %v after the cancel, want within %v", late, cancelBound)
 			}
