@@ -84,7 +84,7 @@ func simOptions(boot time.Duration) simcloud.Options {
 	opts := simcloud.Realistic(scale)
 	cloud := time.Duration(float64(boot) / scale) // boot, in the cloud's time
 	opts.BootDelay, opts.SnapshotDelay = cloud, cloud/2
-	opts.SnapshotFailRate = -1 // a demonstration's snapshots do not fail at random
+	opts.SnapshotFailRate = -1                // a demonstration's snapshots do not fail at random
 	opts.Seed = uint64(time.Now().UnixNano()) // loadCloud sets the state's own
 	return opts
 }
