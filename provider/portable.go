@@ -135,6 +135,7 @@ type machines struct {
 
 	boots   *BootTimes
 	born    recent // instance IDs this Provider made, when, and their boot kind
+	seen    recent // instance IDs of born the cloud has shown since: a "not found" for them means gone
 	gone    recent // instance IDs this Provider destroyed lately
 	named   recent // names of the machines this Provider made lately -> the ID
 	jobs    recent // snapshot key/job of the snapshot jobs this Provider started
@@ -276,11 +277,12 @@ func isReserved(k string) bool {
 }
 
 // fresh reports whether this Provider made the instance id less than
-// consistencyWindow ago: a "not found" for it then means "not visible
-// yet", and how much of the window is left.
+// consistencyWindow ago and the cloud has not shown it since: a "not
+// found" for it then means "not visible yet", and how much of the window
+// is left.
 func (m *machines) fresh(id string) (time.Duration, bool) {
 	age, ok := m.born.age(id)
-	if !ok || age >= consistencyWindow {
+	if !ok || age >= consistencyWindow || m.seen.has(id) {
 		return 0, false
 	}
 	return consistencyWindow - age, true
@@ -320,6 +322,9 @@ func (m *machines) GetInstance(ctx context.Context, id string) (*Instance, error
 func (m *machines) get(ctx context.Context, op, id string, bound time.Duration) (*driver.Instance, error) {
 	in, err := retried(ctx, m.pol, op, func(ctx context.Context) (*driver.Instance, error) { return m.d.Get(ctx, id) })
 	if KindOf(err) != KindNotFound {
+		if err == nil {
+			m.seen.add(id)
+		}
 		return m.view(in), err
 	}
 	left, ok := m.fresh(id)
@@ -331,6 +336,9 @@ func (m *machines) get(ctx context.Context, op, id string, bound time.Duration) 
 		in, e = m.d.Get(ctx, id)
 		return e
 	})
+	if err == nil {
+		m.seen.add(id)
+	}
 	return m.view(in), err
 }
 
@@ -366,7 +374,13 @@ func (m *machines) DestroyInstance(ctx context.Context, id string) error {
 	if err := m.checkID(op, "instance", id, false); err != nil {
 		return err
 	}
-	del := func(ctx context.Context) error { return m.d.Delete(ctx, id) }
+	del := func(ctx context.Context) error {
+		err := m.d.Delete(ctx, id)
+		if busy(wrapErr(m.name, op, err)) {
+			m.seen.add(id) // the cloud shows it, busy being deleted, say
+		}
+		return err
+	}
 	err := m.whileBusy(ctx, op, "instance", id, del)
 	if KindOf(err) == KindNotFound {
 		if left, ok := m.fresh(id); ok {
@@ -460,7 +474,7 @@ func (m *machines) instances(ctx context.Context, op string, q driver.Query) ite
 			if err != nil || stopped || seen[id] || m.gone.has(id) {
 				continue
 			}
-			if _, fresh := m.fresh(id); !fresh {
+			if age, ok := m.born.age(id); !ok || age >= consistencyWindow {
 				continue
 			}
 			in, gerr := m.get(ctx, op, id, m.pol.t.Lookup)
@@ -561,6 +575,7 @@ func (m *machines) WaitReady(ctx context.Context, id string) (*Instance, error) 
 			return false, "", err
 		}
 		seen = true
+		m.seen.add(id)
 		if !live(in) {
 			return false, in.RawState, driver.NotFound("the instance is " + in.RawState)
 		}

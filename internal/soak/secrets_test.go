@@ -145,9 +145,10 @@ func TestSecretsNeverShow(t *testing.T) {
 			if tg.name == "aws" {
 				token = "AKIDSOAKEXAMPLE" // an access key ID is no secret; the secret key is
 			}
-			srv := tg.server(t, simcloud.Options{Seed: 5, BootDelay: auditBoot, SnapshotDelay: auditBoot,
-				RateLimits: unlimited, Tokens: []string{token}}, nil)
-			cfg := auditConfig(tg.config(srv))
+			opts := auditOptions(tg, 5)
+			opts.Tokens = []string{token}
+			srv := tg.server(t, opts, nil)
+			cfg := auditConfig(tg, tg.config(srv))
 			withSecrets(&cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -183,7 +184,7 @@ func TestSecretsNeverShow(t *testing.T) {
 			x.err("cloud refusal", err)
 
 			// Lifecycles under every fault, lost answers included.
-			srv.Cloud.SetRandomFaults(simcloud.RandomFaults{Rate: 0.3, Delay: auditFaultD, Kinds: []simcloud.FaultKind{
+			srv.Cloud.SetRandomFaults(simcloud.RandomFaults{Rate: 0.3, Delay: auditFaultDelay, Kinds: []simcloud.FaultKind{
 				simcloud.FaultRateLimit, simcloud.FaultInternal, simcloud.FaultBadGateway,
 				simcloud.FaultUnavailable, simcloud.FaultDrop, simcloud.FaultSlow, simcloud.FaultLoseResponse,
 				simcloud.FaultConsistency, simcloud.FaultMalformed, simcloud.FaultTruncated,
@@ -192,7 +193,7 @@ func TestSecretsNeverShow(t *testing.T) {
 			// single attempt, so that the faults reach the caller.
 			once := cfg
 			once.Retry = provider.RetryPolicy{MaxAttempts: 1}
-			once.Pacer = provider.NewPacer()
+			once.Pacer = provider.NewPacer(scaledLimits(tg.limits, auditScale)...)
 			pOnce, err := tg.open(ctx, once)
 			if err != nil {
 				t.Fatal(err)
@@ -200,10 +201,10 @@ func TestSecretsNeverShow(t *testing.T) {
 			// Each kind of failure once, for sure, then at random.
 			for _, k := range []simcloud.FaultKind{simcloud.FaultDrop, simcloud.FaultUnavailable, simcloud.FaultRateLimit,
 				simcloud.FaultMalformed, simcloud.FaultTruncated, simcloud.FaultLoseResponse} {
-				srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: k, Delay: auditFaultD})
+				srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpListInstances, Kind: k, Delay: auditFaultDelay})
 				_, err := pOnce.ListInstances(ctx)
 				x.err("list, "+k.String(), err)
-				srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: k, Delay: auditFaultD})
+				srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: k, Delay: auditFaultDelay})
 				req := tg.request("secret-" + strings.ReplaceAll(k.String(), "-", ""))
 				req.UserData = userData
 				inst, err := pOnce.CreateInstance(ctx, req)
@@ -252,7 +253,7 @@ func TestSecretsNeverShow(t *testing.T) {
 			bad := tg.config(srv)
 			withSecrets(&bad)
 			bad.Retry = provider.RetryPolicy{MaxAttempts: 1}
-			bad.Pacer = provider.NewPacer()
+			bad.Pacer = provider.NewPacer(scaledLimits(tg.limits, auditScale)...)
 			bad.Token = wrongToken
 			if tg.name == "aws" {
 				bad.AccessKeyID = "AKIDREJECTED"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -21,15 +22,45 @@ import (
 	"github.com/spuffgo/spuff/providertest/simcloud"
 )
 
-// The soak's simulated time: machines boot in about 30 ms, snapshots take
-// 30 ms, and a fault's delay (the Retry-After of a 429, a slow answer, the
-// window in which a new machine is not visible) is 20 ms.
+// The soak's world is the realistic one (see world_test.go) at a time
+// scale of its own: machines boot, get their addresses, are snapshotted
+// and go away in their cloud's documented times; the clouds' rate limits
+// (throttling without Retry-After on EC2 and Hetzner, DigitalOcean's hourly
+// window without one), locks, destroy windows, late IPs and failing
+// snapshots are on; on top of that, every new machine is missing from
+// listings for longer than the look-up window of a create whose outcome is
+// unknown, placements have a bounded capacity, and a share of the calls
+// misbehave. Durations are cloud time.
 const (
-	bootDelay     = 30 * time.Millisecond
-	snapshotDelay = 30 * time.Millisecond
-	faultDelay    = 20 * time.Millisecond
-	// faultRate is the share of API calls that misbehave.
-	faultRate = 0.12
+	// defaultScale is the soak's time scale: a second of cloud time is
+	// 10 ms of the test's, as in the conformance suite.
+	defaultScale = 0.01
+	// defaultFaultRate is the share of API calls that misbehave.
+	defaultFaultRate = 0.12
+	// defaultLag is how long a new machine is missing from listings: twice
+	// the look-up window (ProviderTimeouts.Lookup, 10 s), so that a create
+	// whose answer is lost on DigitalOcean cannot find its machine in time
+	// and must say its outcome is unknown rather than create a second.
+	defaultLag = 20 * time.Second
+	// defaultBudget is the share of lifecycles that may fail with an
+	// explained error (see explain).
+	defaultBudget = 0.05
+	// faultDelay is the delay of a slow answer and the Retry-After of a
+	// 429 fault.
+	faultDelay = 2 * time.Second
+	// consistencyDelay is how long one create in consistencyEvery makes a
+	// machine that reads do not show (on top of EC2's own 2 s).
+	consistencyDelay = 10 * time.Second
+	consistencyEvery = 5
+	// capacityRoom is how many machines beyond the workers the soak's
+	// placement holds, live or being destroyed: EC2's 30 s shutting-down
+	// window fills it at times, and the cloud refuses with its capacity
+	// error.
+	capacityRoom = 2
+	// capacityPause is how long a caller refused for capacity waits before
+	// trying again, and capacityAttempts how many times it tries.
+	capacityPause    = 30 * time.Second
+	capacityAttempts = 3
 	// shortLifecycles is the number of lifecycles per provider of the soak
 	// go test runs by default.
 	shortLifecycles = 60
@@ -37,64 +68,90 @@ const (
 	workers = 12
 	// snapshotEvery: one lifecycle in snapshotEvery takes a snapshot.
 	snapshotEvery = 3
-	// consistencyEvery: one create in about consistencyEvery makes a
-	// machine that reads do not show for consistencyDelay, longer than a
-	// boot.
-	consistencyEvery = 5
-	consistencyDelay = 4 * bootDelay
-	// pollInterval is Config.Timeouts.PollInterval: the time scale of
-	// waits, and of how long the DigitalOcean driver looks for a droplet
-	// whose create had an unknown outcome (twice this) before creating
-	// again. It is to the soak's consistency window what the default (5 s)
-	// is to a real cloud's.
-	pollInterval = 100 * time.Millisecond
+	// soakAttempts is the retry policy's MaxAttempts in the soak.
+	soakAttempts = 4
+	// callerAttempts bounds a caller's repeats of one call.
+	callerAttempts = 12
 )
 
-// transientFaults are the faults the soak injects, drawn uniformly:
-// rate limits with and without Retry-After, 5xx answers, dropped
-// connections, slow answers, answers lost after the change was made (on
-// every operation: create, destroy, snapshot...), and machines that are not
-// visible right after their creation. A 429 without Retry-After pauses
-// the account's pacer for a whole second, so it is drawn half as often as
-// the others.
+// transientFaults are the faults the soak injects, drawn uniformly: rate
+// limits (without Retry-After on EC2 and Hetzner, as they answer), 5xx
+// answers, dropped connections, slow answers, answers lost after the
+// change was made (on every operation: create, destroy, snapshot...),
+// machines not visible right after their creation, capacity refusals
+// (creates only) and snapshots that fail (snapshots only).
 var transientFaults = []simcloud.FaultKind{
 	simcloud.FaultRateLimit, simcloud.FaultRateLimit, simcloud.FaultRateLimitBare,
 	simcloud.FaultInternal, simcloud.FaultInternal, simcloud.FaultBadGateway, simcloud.FaultBadGateway,
 	simcloud.FaultUnavailable, simcloud.FaultUnavailable, simcloud.FaultDrop, simcloud.FaultDrop,
 	simcloud.FaultSlow, simcloud.FaultSlow, simcloud.FaultLoseResponse, simcloud.FaultLoseResponse,
-	simcloud.FaultConsistency, simcloud.FaultConsistency,
+	simcloud.FaultConsistency, simcloud.FaultConsistency, simcloud.FaultCapacity, simcloud.FaultSnapshotFailed,
 }
 
-// plan reads SPUFF_SOAK (lifecycles across the providers) and
-// SPUFF_SOAK_SEED.
-func plan(t *testing.T, providers int) (perProvider int, seed uint64) {
-	perProvider, seed = shortLifecycles, 1
+// knobs are the soak's settings, read from the environment.
+type knobs struct {
+	perProvider int
+	seed        uint64
+	scale       float64
+	faults      float64
+	lag         time.Duration
+	budget      float64
+}
+
+// plan reads the knobs: SPUFF_SOAK (lifecycles across the providers),
+// SPUFF_SOAK_SEED, SPUFF_SOAK_FAULTS (the share of calls that misbehave,
+// 0 to 1), SPUFF_SOAK_LAG (the listing lag of new machines, cloud time),
+// SPUFF_SOAK_SCALE (the time scale) and SPUFF_SOAK_BUDGET (the share of
+// lifecycles that may fail with an explained error).
+func plan(t *testing.T, providers int) knobs {
+	k := knobs{perProvider: shortLifecycles, seed: 1, scale: defaultScale, faults: defaultFaultRate, lag: defaultLag, budget: defaultBudget}
 	if v := os.Getenv("SPUFF_SOAK"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < providers {
 			t.Fatalf("SPUFF_SOAK=%q: want a number of lifecycles, at least %d", v, providers)
 		}
-		perProvider = (n + providers - 1) / providers
+		k.perProvider = (n + providers - 1) / providers
 	}
 	if v := os.Getenv("SPUFF_SOAK_SEED"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			t.Fatalf("SPUFF_SOAK_SEED=%q: %v", v, err)
 		}
-		seed = n
+		k.seed = n
 	}
-	return perProvider, seed
+	fraction := func(name string, p *float64, least float64) {
+		if v := os.Getenv(name); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < least || f > 1 {
+				t.Fatalf("%s=%q: want a number from %g to 1", name, v, least)
+			}
+			*p = f
+		}
+	}
+	fraction("SPUFF_SOAK_FAULTS", &k.faults, 0)
+	fraction("SPUFF_SOAK_BUDGET", &k.budget, 0)
+	fraction("SPUFF_SOAK_SCALE", &k.scale, 1e-4)
+	if v := os.Getenv("SPUFF_SOAK_LAG"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			t.Fatalf("SPUFF_SOAK_LAG=%q: want a duration of cloud time (\"30s\"), 0 for the clouds' own", v)
+		}
+		k.lag = d
+	}
+	return k
 }
 
-// TestSoak runs lifecycles of every provider concurrently under random
-// transient faults, as a careful caller does (retrying retryable errors
-// with the same request, deleting whatever an error names), and then
-// checks the simulated clouds' ledgers: no machine or snapshot left but
-// the one kept on purpose, no duplicate, every error retryable, no panic,
-// no goroutine left.
+// TestSoak runs lifecycles of every provider concurrently in the
+// realistic world under random faults, as a careful caller does
+// (repeating a retryable error with the same request, an unknown outcome
+// among them; waiting when refused for capacity; deleting whatever an
+// error names), and then checks the simulated clouds' ledgers and one
+// Reap sweep: no machine or snapshot left but the one kept on purpose, no
+// duplicate, failed lifecycles within the budget and each of an explained
+// kind, every error typed, no panic, no goroutine left.
 func TestSoak(t *testing.T) {
 	ts := targets()
-	n, seed := plan(t, len(ts))
+	k := plan(t, len(ts))
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
 		// Every subtest's server and connections are closed by now.
@@ -104,10 +161,12 @@ func TestSoak(t *testing.T) {
 			t.Logf("goroutines left after the soak: 0")
 		}
 	})
+	t.Logf("soak: %d lifecycles per provider, seed %d, time scale %g, fault rate %g, listing lag %v, failure budget %g",
+		k.perProvider, k.seed, k.scale, k.faults, k.lag, k.budget)
 	for i, tg := range ts {
 		t.Run(tg.name, func(t *testing.T) {
 			t.Parallel()
-			runSoak(t, tg, n, seed+uint64(i))
+			runSoak(t, tg, k, k.seed+uint64(i))
 		})
 	}
 }
@@ -116,45 +175,46 @@ func TestSoak(t *testing.T) {
 type soak struct {
 	t     *testing.T
 	tg    target
+	k     knobs
 	p     provider.Provider
+	cfg   provider.Config
 	cloud *simcloud.Cloud
 	ctx   context.Context
 
 	callerRetries atomic.Int64
 	panics        atomic.Int64
-	failed        atomic.Int64
-	created       atomic.Int64 // machines the caller was told of (made, or named by an error)
+	created       atomic.Int64 // machines the caller was told of (made, adopted, or left over)
 	snapshots     atomic.Int64
+	settled       atomic.Int64 // failed calls resolved by repeating them
 
 	mu       sync.Mutex
 	errs     map[string]map[provider.Kind]int // op -> kind -> count
-	bad      []string                         // errors of a kind transient faults must not cause
+	failed   map[string]int                   // explanation -> lifecycles
+	bad      []string                         // errors of no explained kind
 	problems []string                         // duplicates and other broken promises
 	kept     []string                         // snapshot IDs kept on purpose
 }
 
-func runSoak(t *testing.T, tg target, lifecycles int, seed uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+func runSoak(t *testing.T, tg target, k knobs, seed uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
-	srv := tg.server(t, simcloud.Options{
-		Seed: seed, BootDelay: bootDelay, BootJitter: 0.5, SnapshotDelay: snapshotDelay,
-		RateLimits: unlimited,
-	}, nil)
-	cfg := tg.config(srv)
-	cfg.Timeouts = provider.ProviderTimeouts{
-		InstanceReady: time.Minute, ActionComplete: time.Minute,
-		PollInterval: pollInterval, HTTPRequest: 5 * time.Second,
+	opts := realisticOptions(tg, k.scale, seed)
+	if k.lag > 0 {
+		opts.ListingDelay = k.lag
 	}
-	cfg.WaitPolicy = provider.AdaptiveWait(bootDelay, 2*time.Millisecond, 20*time.Millisecond)
-	cfg.Retry = provider.RetryPolicy{MaxAttempts: 3, InitialDelay: 2 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
-	cfg.Pacer = provider.NewPacer() // no budget of its own: honours Retry-After only
+	req := tg.request("placement")
+	opts.Capacity = []simcloud.Capacity{{Region: req.Region, Size: req.Size, Max: workers + capacityRoom}}
+	srv := tg.server(t, opts, nil)
+	cfg := realisticConfig(tg, tg.config(srv), k.scale, soakAttempts)
 	p, err := tg.open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("open %s: %v", tg.name, err)
 	}
-	s := &soak{t: t, tg: tg, p: p, cloud: srv.Cloud, ctx: ctx, errs: map[string]map[provider.Kind]int{}}
+	s := &soak{t: t, tg: tg, k: k, p: p, cfg: cfg, cloud: srv.Cloud, ctx: ctx,
+		errs: map[string]map[provider.Kind]int{}, failed: map[string]int{}}
 
-	srv.Cloud.SetRandomFaults(simcloud.RandomFaults{Rate: faultRate, Kinds: transientFaults, Delay: faultDelay})
+	lifecycles := k.perProvider
+	srv.Cloud.SetRandomFaults(simcloud.RandomFaults{Rate: k.faults, Kinds: transientFaults, Delay: faultDelay})
 	// A random consistency fault applies to creates only, which are few
 	// among the calls: queue more, for one create in consistencyEvery.
 	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultConsistency,
@@ -170,8 +230,11 @@ func runSoak(t *testing.T, tg target, lifecycles int, seed uint64) {
 					return
 				}
 				if err := s.safeLifecycle(i); err != nil {
-					s.failed.Add(1)
-					t.Logf("lifecycle %d: %v", i, err)
+					why := explain(err)
+					s.mu.Lock()
+					s.failed[why]++
+					s.mu.Unlock()
+					t.Logf("lifecycle %d failed (%s): %v", i, why, err)
 				}
 			}
 		})
@@ -180,8 +243,40 @@ func runSoak(t *testing.T, tg target, lifecycles int, seed uint64) {
 	elapsed := time.Since(start)
 	srv.Cloud.ClearFaults()
 
-	s.checkLedger(ctx)
+	s.checkLedger(ctx, lifecycles)
 	s.report(lifecycles, elapsed)
+}
+
+// explain names the kind of a lifecycle's failure, or "unexplained":
+//   - outcome-unknown: a create or snapshot whose outcome stayed unknown
+//     through the caller's repeats (lost answers, listings that lag);
+//   - capacity: the placement had no room, at every try;
+//   - timeout: a wait outlived its ProviderTimeouts bound, under faults;
+//   - snapshot-failed: the cloud failed the snapshot (spuff deleted it);
+//   - transient: the faults outlasted the caller's patience (a retryable
+//     rate limit, network error or 5xx at every repeat).
+func explain(err error) string {
+	switch {
+	case errors.Is(err, provider.ErrOutcomeUnknown):
+		return "outcome-unknown"
+	case errors.Is(err, provider.ErrCapacity):
+		return "capacity"
+	case errors.Is(err, provider.ErrTimeout):
+		return "timeout"
+	case snapshotFailed(err):
+		return "snapshot-failed"
+	case provider.IsRetryable(err):
+		return "transient"
+	}
+	return "unexplained"
+}
+
+// snapshotFailed reports an error of CreateSnapshot for a snapshot the
+// cloud failed (and spuff deleted).
+func snapshotFailed(err error) bool {
+	var perr *provider.Error
+	return errors.As(err, &perr) && perr.Kind == provider.KindAPI && perr.Op == "CreateSnapshot" &&
+		perr.Resource == "snapshot" && perr.Status == 0 && strings.HasPrefix(perr.Message, "the snapshot failed")
 }
 
 // safeLifecycle runs one lifecycle and turns a panic into a failure.
@@ -202,9 +297,10 @@ func (s *soak) problem(format string, args ...any) {
 	s.mu.Unlock()
 }
 
-// record counts an error the caller got, and notes it when transient
-// faults should not have caused it: every error must be a *provider.Error
-// of a retryable kind.
+// record counts an error the caller got, and notes it when nothing
+// explains it: every error must be a *provider.Error, of a retryable kind
+// (an unknown outcome among them), a capacity refusal, or a snapshot the
+// cloud failed.
 func (s *soak) record(op string, err error) {
 	kind := provider.KindOf(err)
 	var perr *provider.Error
@@ -218,16 +314,31 @@ func (s *soak) record(op string, err error) {
 	switch {
 	case !typed:
 		s.bad = append(s.bad, fmt.Sprintf("%s: untyped error %T: %v", op, err, err))
-	case !provider.IsRetryable(err):
-		s.bad = append(s.bad, fmt.Sprintf("%s: %s error under transient faults: %v", op, kind, err))
+	case provider.IsRetryable(err), kind == provider.KindCapacity, snapshotFailed(err):
+	default:
+		s.bad = append(s.bad, fmt.Sprintf("%s: %s error: %v", op, kind, err))
+	}
+}
+
+// pause waits d of cloud time, or until the soak ends.
+func (s *soak) pause(d time.Duration) {
+	t := time.NewTimer(scaled(d, s.k.scale))
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+	case <-t.C:
 	}
 }
 
 // retry calls fn as a careful caller does: again while it fails with a
-// retryable error, at most attempts times. Every error is recorded.
+// retryable error, at most attempts times, after a look-up window when
+// the outcome is unknown (the cloud may list the machine by then) and a
+// second otherwise; and, refused for capacity, again after capacityPause,
+// capacityAttempts times. Every error is recorded.
 func (s *soak) retry(op string, attempts int, fn func() error) error {
 	var err error
-	for i := range attempts {
+	refused := 0
+	for i := 0; i < attempts; i++ {
 		if i > 0 {
 			s.callerRetries.Add(1)
 		}
@@ -235,47 +346,76 @@ func (s *soak) retry(op string, attempts int, fn func() error) error {
 			return nil
 		}
 		s.record(op, err)
-		if !provider.IsRetryable(err) {
+		switch {
+		case errors.Is(err, provider.ErrCapacity):
+			if refused++; refused >= capacityAttempts {
+				return err
+			}
+			s.pause(capacityPause)
+		case !provider.IsRetryable(err):
 			return err
+		case errors.Is(err, provider.ErrOutcomeUnknown):
+			s.pause(10 * time.Second)
+		default:
+			s.pause(time.Second)
 		}
 	}
 	return err
+}
+
+// settle resolves a call that failed with a retryable error, which may
+// have made what it was asked for (an unknown outcome, a timeout): the
+// caller repeats it, as the error says, until it succeeds (adopting what
+// the first call made, or making it now), for up to a cloud hour. The
+// soak counts the first failure; settle only keeps it from leaking.
+func (s *soak) settle(op string, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(s.ctx, scaled(time.Hour, s.k.scale))
+	defer cancel()
+	for {
+		err := fn(ctx)
+		if err == nil {
+			s.settled.Add(1)
+			return nil
+		}
+		s.record("settle "+op, err)
+		if !provider.IsRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		s.pause(10 * time.Second)
+	}
 }
 
 // lifecycle creates a machine, waits for it, snapshots one in
 // snapshotEvery (keeping lifecycle 0's snapshot on purpose, deleting the
 // others) and destroys it. It cleans up whatever it learns of, and only
 // that: a machine or snapshot the driver made without telling is a leak.
-func (s *soak) lifecycle(i int) (err error) {
+// Its error is the failure that ended it; a failed cleanup is a problem.
+func (s *soak) lifecycle(i int) error {
 	req := s.tg.request(fmt.Sprintf("soak-%d", i))
 	var inst *provider.Instance
-	if err := s.retry("CreateInstance", 8, func() (err error) {
+	if err := s.retry("CreateInstance", callerAttempts, func() (err error) {
 		inst, err = s.p.CreateInstance(s.ctx, req)
 		return err
 	}); err != nil {
-		var perr *provider.Error
-		if errors.As(err, &perr) && perr.ID != "" {
-			// The driver made the machine and says so: destroy it.
-			s.created.Add(1)
-			err = errors.Join(err, s.destroy(perr.ID))
-		}
+		s.cleanupCreate(req, err)
 		return fmt.Errorf("create %s: %w", req.Name, err)
 	}
 	s.created.Add(1)
-	defer func() { err = errors.Join(err, s.destroy(inst.ID)) }()
+	defer s.destroy(inst.ID)
 
 	mid, err := s.tg.modelID(inst.ID)
 	if err != nil {
-		return fmt.Errorf("create %s returned ID %q: %w", req.Name, inst.ID, err)
+		s.problem("create %s returned ID %q: %v", req.Name, inst.ID, err)
+		return err
 	}
 	if live := s.liveNamed(req.Name); len(live) != 1 || live[0] != mid {
 		s.problem("create %s returned %s, but the cloud's live machines of that name are %v", req.Name, inst.ID, live)
 	}
 
-	if err := s.retry("WaitReady", 5, func() error {
+	if err := s.retry("WaitReady", 3, func() error {
 		got, err := s.p.WaitReady(s.ctx, inst.ID)
-		if err == nil && !got.Ready() {
-			s.problem("WaitReady(%s) returned a machine that is not ready: %s", inst.ID, got.RawStatus)
+		if err == nil && (!got.Ready() || !got.PublicIPv4.IsValid()) {
+			s.problem("WaitReady(%s) returned a machine that is not ready: %s, IP %v", inst.ID, got.RawStatus, got.PublicIPv4)
 		}
 		return err
 	}); err != nil {
@@ -285,15 +425,13 @@ func (s *soak) lifecycle(i int) (err error) {
 	if i%snapshotEvery != 0 {
 		return nil
 	}
-	// CreateSnapshot is not repeated by the caller: the driver retries
-	// what is safe, and a failed call names the snapshot it made.
-	snap, err := s.p.CreateSnapshot(s.ctx, inst.ID, fmt.Sprintf("soak-snap-%d", i))
-	if err != nil {
-		s.record("CreateSnapshot", err)
-		var perr *provider.Error
-		if errors.As(err, &perr) && perr.Resource == "snapshot" && perr.ID != "" {
-			err = errors.Join(err, s.deleteSnapshot(perr.ID))
-		}
+	name := fmt.Sprintf("soak-snap-%d", i)
+	var snap *provider.Snapshot
+	if err := s.retry("CreateSnapshot", callerAttempts, func() (err error) {
+		snap, err = s.p.CreateSnapshot(s.ctx, inst.ID, name)
+		return err
+	}); err != nil {
+		s.cleanupSnapshot(inst.ID, name, err)
 		return fmt.Errorf("snapshot %s: %w", inst.ID, err)
 	}
 	s.snapshots.Add(1)
@@ -306,21 +444,70 @@ func (s *soak) lifecycle(i int) (err error) {
 		s.mu.Unlock()
 		return nil
 	}
-	return s.deleteSnapshot(snap.ID)
-}
-
-func (s *soak) destroy(id string) error {
-	if err := s.retry("DestroyInstance", 10, func() error { return s.p.DestroyInstance(s.ctx, id) }); err != nil {
-		return fmt.Errorf("destroy %s: %w", id, err)
-	}
+	s.deleteSnapshot(snap.ID)
 	return nil
 }
 
-func (s *soak) deleteSnapshot(id string) error {
-	if err := s.retry("DeleteSnapshot", 10, func() error { return s.p.DeleteSnapshot(s.ctx, id) }); err != nil {
-		return fmt.Errorf("delete snapshot %s: %w", id, err)
+// cleanupCreate cleans up after a create the caller gave up on: the
+// machine its error names, else, for a retryable error (the machine may
+// exist), the machine the same request returns when repeated.
+func (s *soak) cleanupCreate(req provider.InstanceRequest, err error) {
+	var perr *provider.Error
+	if errors.As(err, &perr) && perr.Leftover != "" {
+		s.created.Add(1)
+		s.destroy(perr.Leftover)
+		return
 	}
-	return nil
+	if !provider.IsRetryable(err) {
+		return // refused: nothing was made
+	}
+	var inst *provider.Instance
+	if serr := s.settle("CreateInstance", func(ctx context.Context) (err error) {
+		inst, err = s.p.CreateInstance(ctx, req)
+		return err
+	}); serr != nil {
+		if !errors.Is(serr, provider.ErrCapacity) {
+			s.problem("create %s failed (%v), and repeating it to find what it made failed: %v", req.Name, err, serr)
+		}
+		return
+	}
+	s.created.Add(1)
+	s.destroy(inst.ID)
+}
+
+// cleanupSnapshot is cleanupCreate for a snapshot.
+func (s *soak) cleanupSnapshot(instanceID, name string, err error) {
+	var perr *provider.Error
+	if errors.As(err, &perr) && perr.Leftover != "" {
+		s.deleteSnapshot(perr.Leftover)
+		return
+	}
+	if !provider.IsRetryable(err) {
+		return // refused, or failed and deleted by spuff
+	}
+	var snap *provider.Snapshot
+	if serr := s.settle("CreateSnapshot", func(ctx context.Context) (err error) {
+		snap, err = s.p.CreateSnapshot(ctx, instanceID, name)
+		return err
+	}); serr != nil {
+		if !snapshotFailed(serr) {
+			s.problem("snapshot %s of %s failed (%v), and repeating it to find what it made failed: %v", name, instanceID, err, serr)
+		}
+		return
+	}
+	s.deleteSnapshot(snap.ID)
+}
+
+func (s *soak) destroy(id string) {
+	if err := s.retry("DestroyInstance", callerAttempts, func() error { return s.p.DestroyInstance(s.ctx, id) }); err != nil {
+		s.problem("destroy %s: %v", id, err)
+	}
+}
+
+func (s *soak) deleteSnapshot(id string) {
+	if err := s.retry("DeleteSnapshot", callerAttempts, func() error { return s.p.DeleteSnapshot(s.ctx, id) }); err != nil {
+		s.problem("delete snapshot %s: %v", id, err)
+	}
 }
 
 // liveNamed returns the model IDs of the live machines named name, seen or
@@ -347,11 +534,35 @@ func (s *soak) liveSnapshotsOf(mid int64) int {
 }
 
 // checkLedger compares the cloud's ground truth with what the soak kept:
-// no live machine, only the kept snapshots (and their volume snapshots),
-// no duplicate; then deletes the kept snapshots and checks the cloud is
+// one Reap sweep (a dry run) finds no managed machine left nor storage
+// behind a deleted image, the ledger has no live machine (machines in
+// their destroy window are not live), only the kept snapshots (and their
+// volume snapshots), no duplicate, and every machine the cloud made was
+// one the caller was told of; the failures are within the budget and
+// explained; then it deletes the kept snapshots and checks the cloud is
 // empty.
-func (s *soak) checkLedger(ctx context.Context) {
+func (s *soak) checkLedger(ctx context.Context, lifecycles int) {
 	t := s.t
+	// A leaked machine may not be listed yet: wait out its listing lag so
+	// that the sweep can see it.
+	var listed time.Time
+	for _, in := range s.cloud.LiveInstances() {
+		listed = maxTime(listed, in.ListedAt, in.VisibleAt)
+	}
+	if d := time.Until(listed); d > 0 {
+		time.Sleep(d)
+	}
+	rep, err := provider.Reap(ctx, s.p, provider.ReapOptions{OlderThan: time.Nanosecond, DryRun: true})
+	if err != nil {
+		t.Errorf("%s: the Reap sweep after the soak: %v", s.tg.name, err)
+	}
+	if rep != nil && len(rep.Destroyed) > 0 {
+		var found []string
+		for _, r := range rep.Destroyed {
+			found = append(found, fmt.Sprintf("%s %s (%s)", r.Resource, r.ID, r.Name))
+		}
+		t.Errorf("%s: the Reap sweep after the soak finds %d managed resources left: %v", s.tg.name, len(found), found)
+	}
 	st := s.cloud.Stats()
 	if st.LiveInstances != 0 {
 		var ids []string
@@ -386,7 +597,6 @@ func (s *soak) checkLedger(ctx context.Context) {
 	if int64(st.Created) != s.created.Load() {
 		t.Errorf("%s: the cloud made %d machines; the caller was told of %d", s.tg.name, st.Created, s.created.Load())
 	}
-	// The API agrees with the ledger.
 	list, err := s.p.ListInstances(ctx)
 	if err != nil || len(list) != 0 {
 		t.Errorf("%s: ListInstances after the soak: %d machines, %v", s.tg.name, len(list), err)
@@ -406,7 +616,7 @@ func (s *soak) checkLedger(ctx context.Context) {
 	}
 	for i, b := range s.bad {
 		if i == 20 {
-			t.Errorf("%s: … and %d more errors of the wrong kind", s.tg.name, len(s.bad)-20)
+			t.Errorf("%s: … and %d more errors of no explained kind", s.tg.name, len(s.bad)-20)
 			break
 		}
 		t.Errorf("%s: %s", s.tg.name, b)
@@ -414,6 +624,36 @@ func (s *soak) checkLedger(ctx context.Context) {
 	for _, p := range s.problems {
 		t.Errorf("%s: %s", s.tg.name, p)
 	}
+	// The failure budget.
+	failed := 0
+	for why, n := range s.failed {
+		if why == "unexplained" {
+			t.Errorf("%s: %d lifecycles failed with an error nothing explains (see the log)", s.tg.name, n)
+		}
+		failed += n
+	}
+	if budget := s.budget(lifecycles); failed > budget {
+		t.Errorf("%s: %d of %d lifecycles failed (%v), over the budget of %d (%g)", s.tg.name, failed, lifecycles, s.failed, budget, s.k.budget)
+	}
+	if n := s.failed["snapshot-failed"]; n > st.FailedSnapshots {
+		t.Errorf("%s: %d lifecycles failed for a failed snapshot, but the cloud failed %d", s.tg.name, n, st.FailedSnapshots)
+	}
+}
+
+// budget is the number of lifecycles that may fail with an explained
+// error: the budget's share of them, rounded up.
+func (s *soak) budget(lifecycles int) int {
+	return int(math.Ceil(s.k.budget * float64(lifecycles)))
+}
+
+func maxTime(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if t.After(out) {
+			out = t
+		}
+	}
+	return out
 }
 
 // report prints the soak's counts.
@@ -435,10 +675,18 @@ func (s *soak) report(lifecycles int, elapsed time.Duration) {
 		}
 		errs = append(errs, op+"{"+strings.Join(kinds, " ")+"}")
 	}
-	s.t.Logf("%s soak: %d lifecycles (%d failed, %d snapshots) in %s; %d API calls; faults injected %d: %s",
-		s.tg.name, lifecycles, s.failed.Load(), s.snapshots.Load(), elapsed.Round(time.Millisecond), st.TotalCalls, total, strings.Join(faults, " "))
-	s.t.Logf("%s soak: retries by the driver's policy %d, by the caller %d; errors seen by the caller: %s",
-		s.tg.name, ps.Retries, s.callerRetries.Load(), strings.Join(errs, " "))
-	s.t.Logf("%s soak: machines made %d, duplicates %d, leaked machines %d, leaked snapshots %d, panics %d, wrong-kind errors %d",
-		s.tg.name, st.Created, st.Duplicates, st.LiveInstances, st.LiveSnapshots+st.LiveVolumeSnapshots, s.panics.Load(), len(s.bad))
+	failed, n := "", 0
+	for _, why := range slices.Sorted(maps.Keys(s.failed)) {
+		failed += fmt.Sprintf(" %s=%d", why, s.failed[why])
+		n += s.failed[why]
+	}
+	s.t.Logf("%s soak: calls by operation %v", s.tg.name, st.Calls)
+	s.t.Logf("%s soak: %d lifecycles (%d snapshots) in %s; %d API calls, %d throttled by the rate limits; faults injected %d: %s",
+		s.tg.name, lifecycles, s.snapshots.Load(), elapsed.Round(time.Millisecond), st.TotalCalls, st.RateLimited, total, strings.Join(faults, " "))
+	s.t.Logf("%s soak: the cloud refused %d creates for capacity and failed %d snapshots; pacer: %d delayed, %d throttle signals",
+		s.tg.name, st.CapacityRefused, st.FailedSnapshots, ps.Pacer.Delayed, ps.Pacer.Throttled)
+	s.t.Logf("%s soak: retries by the driver's policy %d, by the caller %d; failed calls settled by repeating them %d; errors seen by the caller: %s",
+		s.tg.name, ps.Retries, s.callerRetries.Load(), s.settled.Load(), strings.Join(errs, " "))
+	s.t.Logf("%s soak: lifecycles failed %d:%s (budget %d); machines made %d, duplicates %d, leaked machines %d, leaked snapshots %d, panics %d, errors of no explained kind %d",
+		s.tg.name, n, failed, s.budget(lifecycles), st.Created, st.Duplicates, st.LiveInstances, st.LiveSnapshots+st.LiveVolumeSnapshots, s.panics.Load(), len(s.bad))
 }

@@ -3,9 +3,9 @@ package soak_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/provider/aws"
@@ -35,16 +35,32 @@ type target struct {
 	volumes bool
 	// maxBody is the most the driver reads of one answer.
 	maxBody int64
+	// xml: the cloud answers in XML (EC2), which the SDK decodes far more
+	// slowly than JSON.
+	xml bool
 	// errorBody is an error answer in the cloud's format, and its
 	// content type.
 	errorBody, errorType string
+	// limits are the driver's published rate limits, for a pacer scaled
+	// to the simulated time.
+	limits []provider.RateLimit
+	// retryAfter reports that the cloud sends Retry-After with its 429s
+	// (DigitalOcean); EC2 and Hetzner send none.
+	retryAfter bool
+	// nativeIdempotency: a create carries a token the cloud dedups on
+	// (EC2's ClientToken); uniqueNames: the cloud refuses a second
+	// machine of a name (Hetzner). Neither: DigitalOcean.
+	nativeIdempotency, uniqueNames bool
+	// createToken returns the idempotency token of a create request's
+	// form, and whether the form is a create (EC2's Query protocol).
+	createToken func(form url.Values) (string, bool)
 }
 
-// server serves a new simulated cloud with opts, its handler wrapped by
-// wrap when it is not nil, until the test ends.
 // maxResponseBytes is the bound spuff reads of one API answer.
 const maxResponseBytes = 32 << 20
 
+// server serves a new simulated cloud with opts, its handler wrapped by
+// wrap when it is not nil, until the test ends.
 func (tg target) server(t testing.TB, opts simcloud.Options, wrap func(http.Handler) http.Handler) *simcloud.Server {
 	c := tg.cloud(opts)
 	h := tg.handler(c)
@@ -59,10 +75,6 @@ func (tg target) server(t testing.TB, opts simcloud.Options, wrap func(http.Hand
 func parseID(id string) (int64, error) { return strconv.ParseInt(id, 10, 64) }
 
 func formatID(id int64) string { return strconv.FormatInt(id, 10) }
-
-// unlimited is a rate limit the soak never reaches: the clouds' real
-// limits would make a long soak last hours, and 429s come from the faults.
-var unlimited = []simcloud.RateLimit{{Requests: 1 << 30, Per: time.Second}}
 
 func targets() []target {
 	return []target{
@@ -84,6 +96,8 @@ func targets() []target {
 			maxBody:    maxResponseBytes,
 			errorBody:  `{"id":"server_error","message":"Server was unable to give you a response."}`,
 			errorType:  "application/json",
+			limits:     digitalocean.RateLimits,
+			retryAfter: true,
 		},
 		{
 			name:    hetzner.Name,
@@ -97,12 +111,14 @@ func targets() []target {
 				return provider.InstanceRequest{Name: name, Region: "fsn1", Size: "cx22", Image: provider.Ubuntu("24.04"),
 					Labels: map[string]string{"soak": "yes"}, UserData: "#cloud-config\n"}
 			},
-			modelID:    parseID,
-			instanceID: formatID,
-			imageID:    formatID,
-			maxBody:    maxResponseBytes,
-			errorBody:  `{"error":{"code":"server_error","message":"Server was unable to give you a response.","details":{}}}`,
-			errorType:  "application/json",
+			modelID:     parseID,
+			instanceID:  formatID,
+			imageID:     formatID,
+			maxBody:     maxResponseBytes,
+			errorBody:   `{"error":{"code":"server_error","message":"Server was unable to give you a response.","details":{}}}`,
+			errorType:   "application/json",
+			limits:      hetzner.RateLimits,
+			uniqueNames: true,
 		},
 		{
 			name:    aws.Name,
@@ -116,13 +132,19 @@ func targets() []target {
 				return provider.InstanceRequest{Name: name, Region: ec2sim.Regions[0], Size: "t3.micro", Image: provider.Ubuntu("24.04"),
 					Labels: map[string]string{"soak": "yes"}, UserData: "#cloud-config\n"}
 			},
-			modelID:    ec2sim.ModelID,
-			instanceID: ec2sim.InstanceID,
-			imageID:    ec2sim.ImageID,
-			volumes:    true,
-			maxBody:    32 << 20, // aws reads up to 32 MiB
-			errorBody:  `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InternalError</Code><Message>An internal error has occurred</Message></Error></Errors><RequestID>5eed0000-0000-4000-8000-000000000000</RequestID></Response>`,
-			errorType:  "text/xml;charset=UTF-8",
+			modelID:           ec2sim.ModelID,
+			instanceID:        ec2sim.InstanceID,
+			imageID:           ec2sim.ImageID,
+			volumes:           true,
+			maxBody:           32 << 20, // aws reads up to 32 MiB
+			xml:               true,
+			errorBody:         `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InternalError</Code><Message>An internal error has occurred</Message></Error></Errors><RequestID>5eed0000-0000-4000-8000-000000000000</RequestID></Response>`,
+			errorType:         "text/xml;charset=UTF-8",
+			limits:            aws.RateLimits,
+			nativeIdempotency: true,
+			createToken: func(form url.Values) (string, bool) {
+				return form.Get("ClientToken"), form.Get("Action") == "RunInstances"
+			},
 		},
 	}
 }

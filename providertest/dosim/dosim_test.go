@@ -138,10 +138,14 @@ func status(err error) int {
 
 // TestOpenAPI drives every endpoint the dialect serves with godo, the
 // official client, including error answers, and checks each request and
-// response against DigitalOcean's OpenAPI description.
+// response against DigitalOcean's OpenAPI description. It runs in the
+// simple world, whose exact boot and snapshot times and instant destroy let
+// it walk every state on the fake clock; the realistic world's answers (a
+// droplet in its destroy window, the limits' 429s, capacity 422s) are
+// validated by the TestRealistic* tests and TestCapacityErrors.
 func TestOpenAPI(t *testing.T) {
 	t.Parallel()
-	e := start(t, simcloud.Options{Seed: 7, BootDelay: 40 * time.Second, SnapshotDelay: time.Minute})
+	e := start(t, simcloud.Options{World: simcloud.WorldSimple, Seed: 7, BootDelay: 40 * time.Second, SnapshotDelay: time.Minute})
 	ctx, c := e.ctx, e.client
 
 	keys := must(c.Keys.List(ctx, &godo.ListOptions{PerPage: 200}))
@@ -478,13 +482,14 @@ func TestPagination(t *testing.T) {
 	}
 }
 
-// TestRateLimit checks the account's token buckets and DigitalOcean's
-// headers: RateLimit-Limit and RateLimit-Remaining are the hourly window's,
-// and a request over the per-minute window gets a 429 with a
-// too_many_requests body.
+// TestRateLimit checks the simple world's token buckets (dosim.RateLimits)
+// and DigitalOcean's headers: RateLimit-Limit and RateLimit-Remaining are
+// the hourly window's, and a request over the per-minute window gets a 429
+// with a too_many_requests body. The realistic world's per-request timers
+// are TestRealisticBurstLimit's and TestRealisticHourlyLimit's.
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	e := start(t, simcloud.Options{})
+	e := start(t, simcloud.Options{World: simcloud.WorldSimple})
 	var last int
 	for i := range 250 {
 		_, resp, err := e.client.Droplets.List(e.ctx, nil)

@@ -601,7 +601,7 @@ func (h *Handler) dropletAction(w http.ResponseWriter, r *http.Request, sid stri
 	if req.Name == "" {
 		req.Name = fmt.Sprintf("%s-%d", in.Name, h.cloud.Now().Unix())
 	}
-	img, act, err := h.cloud.CreateSnapshot(simcloud.SnapshotSpec{InstanceID: id, Name: req.Name})
+	img, act, err := h.cloud.CreateSnapshot(simcloud.SnapshotSpec{InstanceID: id, Name: req.Name, DiscardFailed: true})
 	if err != nil {
 		if e := (*simcloud.Error)(nil); errors.As(err, &e) && e.Code == simcloud.CodeQuota {
 			err = &simcloud.Error{Code: simcloud.CodeInvalid, Message: "you have exceeded your snapshot limit: " + e.Message}

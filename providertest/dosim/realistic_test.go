@@ -217,15 +217,15 @@ func TestCapacityErrors(t *testing.T) {
 		prep func(c *simcloud.Cloud)
 		want string
 	}{
-		{"injected", simcloud.Options{}, func(c *simcloud.Cloud) {
+		{"injected", simcloud.Realistic(1), func(c *simcloud.Cloud) {
 			c.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultCapacity})
 		}, "Size is not available in this region."},
-		{"exhausted", simcloud.Options{}, func(c *simcloud.Cloud) { c.SetCapacity("nyc3", "s-1vcpu-1gb", 0) }, "Size is not available in this region."},
-		{"region disabled", simcloud.Options{}, func(c *simcloud.Cloud) { c.DisableRegion("nyc3", true) }, "Region is not available"},
-		{"injected region", simcloud.Options{}, func(c *simcloud.Cloud) {
+		{"exhausted", simcloud.Realistic(1), func(c *simcloud.Cloud) { c.SetCapacity("nyc3", "s-1vcpu-1gb", 0) }, "Size is not available in this region."},
+		{"region disabled", simcloud.Realistic(1), func(c *simcloud.Cloud) { c.DisableRegion("nyc3", true) }, "Region is not available"},
+		{"injected region", simcloud.Realistic(1), func(c *simcloud.Cloud) {
 			c.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultRegionDisabled})
 		}, "Region is not available"},
-		{"quota, not capacity", simcloud.Options{MaxInstances: 1}, func(c *simcloud.Cloud) {
+		{"quota, not capacity", func() simcloud.Options { o := simcloud.Realistic(1); o.MaxInstances = 1; return o }(), func(c *simcloud.Cloud) {
 			c.AddInstances(1, func(int) simcloud.InstanceSpec {
 				return simcloud.InstanceSpec{Name: "first", Region: "nyc3", Size: "s-1vcpu-1gb"}
 			})
@@ -257,7 +257,7 @@ func TestCapacityErrors(t *testing.T) {
 
 func TestConflictAndLockedFaults(t *testing.T) {
 	t.Parallel()
-	e := start(t, simcloud.Options{})
+	e := realistic(t, nil)
 	d := droplet(e, "x")
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateSnapshot, Kind: simcloud.FaultLocked})
 	_, _, err := e.client.DropletActions.Snapshot(e.ctx, d.ID, "s")
@@ -267,5 +267,27 @@ func TestConflictAndLockedFaults(t *testing.T) {
 	e.cloud.Inject(simcloud.Fault{Op: simcloud.OpDeleteInstance, Kind: simcloud.FaultConflict})
 	if _, err := e.client.Droplets.Delete(e.ctx, d.ID); status(err) != http.StatusConflict {
 		t.Errorf("conflict fault: %v, want 409", err)
+	}
+}
+
+// TestFailedSnapshotLeavesNothing: a droplet snapshot that fails is an
+// errored action and no image, as on DigitalOcean: nothing to list, read,
+// delete or bill.
+func TestFailedSnapshotLeavesNothing(t *testing.T) {
+	t.Parallel()
+	e := realistic(t, nil)
+	d := droplet(e, "snap-fails", "managed-by:spuff")
+	e.clock.Advance(time.Minute)
+	e.cloud.Inject(simcloud.Fault{Kind: simcloud.FaultSnapshotFailed})
+	act := must(e.client.DropletActions.Snapshot(e.ctx, d.ID, "will-fail"))
+	e.clock.Advance(10 * time.Minute)
+	if a := must(e.client.Actions.Get(e.ctx, act.ID)); a.Status != "errored" {
+		t.Errorf("snapshot action %+v, want errored", a)
+	}
+	if snaps := must(e.client.Droplets.Snapshots(e.ctx, d.ID, nil)); len(snaps) != 0 {
+		t.Errorf("a failed snapshot is listed: %+v", snaps)
+	}
+	if st := e.cloud.Stats(); st.LiveSnapshots != 0 || st.FailedSnapshots != 1 {
+		t.Errorf("after a failed snapshot: %d live snapshots (billed), %d failed; want 0 and 1", st.LiveSnapshots, st.FailedSnapshots)
 	}
 }

@@ -160,9 +160,13 @@ func TestIDs(t *testing.T) {
 	}
 }
 
+// TestClientTokenIdempotency runs in the simple world: the instance is
+// found at once and terminated without a shutting-down window, and the
+// token compares name, type, image and region only
+// (TestRealisticIdempotency has EC2's strict tokens, kept for a day).
 func TestClientTokenIdempotency(t *testing.T) {
 	t.Parallel()
-	srv := ec2sim.Start(t, simcloud.Options{})
+	srv := ec2sim.Start(t, simcloud.Options{World: simcloud.WorldSimple})
 	c := sdk(t, srv, "us-east-1")
 	ami := catalogAMI(t, srv, jammy)
 	a, err := run(t, c, ami, "t3.micro", "tok-A", tagOf("Name", "a"))
@@ -201,9 +205,13 @@ func TestClientTokenIdempotency(t *testing.T) {
 	}
 }
 
+// TestRunInstancesChecks runs in the simple world: its one request bucket
+// takes the dozen RunInstances (the realistic RunInstances bucket holds 5,
+// TestRealisticThrottling's), and the launched instance is read back at
+// once (no eventual consistency).
 func TestRunInstancesChecks(t *testing.T) {
 	t.Parallel()
-	srv := ec2sim.Start(t, simcloud.Options{})
+	srv := ec2sim.Start(t, simcloud.Options{World: simcloud.WorldSimple})
 	c := sdk(t, srv, "us-east-1")
 	ctx := context.Background()
 	ami := catalogAMI(t, srv, jammy)
@@ -323,7 +331,9 @@ func TestTerminatedInstancesStayVisible(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	srv := ec2sim.Start(t, simcloud.Options{Now: clock, RateLimits: []simcloud.RateLimit{}})
+	// The simple world: terminated at once, no eventual consistency
+	// (TestRealisticDestroyWindow has the shutting-down window).
+	srv := ec2sim.Start(t, simcloud.Options{World: simcloud.WorldSimple, Now: clock, RateLimits: []simcloud.RateLimit{}})
 	c := sdk(t, srv, "us-east-1")
 	ctx := context.Background()
 	out, err := run(t, c, catalogAMI(t, srv, jammy), "t3.micro", "", tagOf("Name", "x"))
@@ -359,8 +369,8 @@ func TestTerminatedInstancesStayVisible(t *testing.T) {
 
 func TestEventualConsistency(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
-	srv := ec2sim.Start(t, simcloud.Options{Now: clk.Now})
+	srv, clk := realistic(t, nil)
+	// The injected window replaces the realistic world's 2 s.
 	srv.Cloud.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultConsistency, Delay: 200 * time.Millisecond})
 	c := sdk(t, srv, "us-east-1")
 	ctx := context.Background()
@@ -431,7 +441,7 @@ func TestThrottlingAndAuth(t *testing.T) {
 
 func TestImagesAndCatalogue(t *testing.T) {
 	t.Parallel()
-	srv := ec2sim.Start(t, simcloud.Options{})
+	srv := ec2sim.Start(t, simcloud.Realistic(1))
 	c := sdk(t, srv, "eu-west-1")
 	ctx := context.Background()
 	names := func(in *ec2.DescribeImagesInput) []string {
@@ -467,7 +477,8 @@ func TestImagesAndCatalogue(t *testing.T) {
 	if len(pending) != 1 {
 		t.Errorf("pending images: %v, want the one decoy", pending)
 	}
-	_, err := c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: awssdk.String(catalogAMI(t, srv, jammy))})
+	// The region's own copy of a public AMI (each region has its own ID).
+	_, err := c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: awssdk.String(ec2sim.ImageID(ec2sim.FindImageIn(srv.Cloud, "eu-west-1", jammy)))})
 	wantCode(t, err, "UnauthorizedOperation", 403)
 	_, err = c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{"ami-0000000000000dead"}})
 	wantCode(t, err, "InvalidAMIID.NotFound", 400)
@@ -482,7 +493,9 @@ func TestImagesAndEBSSnapshots(t *testing.T) {
 			name, hopts = "endpoint ignores DeleteAssociatedSnapshots", []ec2sim.HandlerOption{ec2sim.IgnoreDeleteAssociatedSnapshots()}
 		}
 		t.Run(name, func(t *testing.T) {
-			srv := ec2sim.StartWith(t, simcloud.Options{BootDelay: 10 * time.Millisecond, SnapshotDelay: 10 * time.Millisecond}, hopts...)
+			// The simple world: CreateImage right after RunInstances
+			// finds the instance (no eventual consistency).
+			srv := ec2sim.StartWith(t, simcloud.Options{World: simcloud.WorldSimple, BootDelay: 10 * time.Millisecond, SnapshotDelay: 10 * time.Millisecond}, hopts...)
 			c := sdk(t, srv, "us-east-1")
 			ctx := context.Background()
 			out, err := run(t, c, catalogAMI(t, srv, jammy), "t3.micro", "", tagOf("Name", "src"))
@@ -548,9 +561,13 @@ func TestImagesAndEBSSnapshots(t *testing.T) {
 	}
 }
 
+// TestRegionsAndKeyPairs runs in the simple world: one AMI ID in every
+// region (TestRegionalAMIs has the realistic copies), the account's two
+// ed25519 keys only, and no eventual consistency, so that an instance not
+// found from another region is not found because of its region.
 func TestRegionsAndKeyPairs(t *testing.T) {
 	t.Parallel()
-	srv := ec2sim.Start(t, simcloud.Options{})
+	srv := ec2sim.Start(t, simcloud.Options{World: simcloud.WorldSimple})
 	ctx := context.Background()
 	eu, us := sdk(t, srv, "eu-west-1"), sdk(t, srv, "us-east-1")
 	out, err := run(t, eu, catalogAMI(t, srv, jammy), "t3.micro", "", tagOf("Name", "eu"))

@@ -279,12 +279,12 @@ func TestCapacityAndQuotaErrors(t *testing.T) {
 		code   string
 		status int
 	}{
-		{"injected capacity", simcloud.Options{}, func(c *simcloud.Cloud) {
+		{"injected capacity", simcloud.Realistic(1), func(c *simcloud.Cloud) {
 			c.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultCapacity})
 		}, "InsufficientInstanceCapacity", 500},
-		{"exhausted size", simcloud.Options{}, func(c *simcloud.Cloud) { c.SetCapacity("us-east-1", "t3.micro", 0) }, "InsufficientInstanceCapacity", 500},
-		{"disabled region", simcloud.Options{}, func(c *simcloud.Cloud) { c.DisableRegion("us-east-1", true) }, "InsufficientInstanceCapacity", 500},
-		{"quota, not capacity", simcloud.Options{MaxInstances: 1}, func(c *simcloud.Cloud) {
+		{"exhausted size", simcloud.Realistic(1), func(c *simcloud.Cloud) { c.SetCapacity("us-east-1", "t3.micro", 0) }, "InsufficientInstanceCapacity", 500},
+		{"disabled region", simcloud.Realistic(1), func(c *simcloud.Cloud) { c.DisableRegion("us-east-1", true) }, "InsufficientInstanceCapacity", 500},
+		{"quota, not capacity", func() simcloud.Options { o := simcloud.Realistic(1); o.MaxInstances = 1; return o }(), func(c *simcloud.Cloud) {
 			c.AddInstances(1, func(int) simcloud.InstanceSpec {
 				return simcloud.InstanceSpec{Name: "first", Region: "us-east-1", Size: "t3.micro"}
 			})
@@ -418,7 +418,7 @@ func TestFingerprintFormats(t *testing.T) {
 
 	// The simple world keeps the model's MD5 of the blob, unless told.
 	for _, s := range []simcloud.Switch{simcloud.Auto, simcloud.On} {
-		srv := ec2sim.StartWith(t, simcloud.Options{}, ec2sim.Fingerprints(s))
+		srv := ec2sim.StartWith(t, simcloud.Options{World: simcloud.WorldSimple}, ec2sim.Fingerprints(s))
 		out, err := sdk(t, srv, "us-east-1").DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{"laptop"}})
 		if err != nil {
 			t.Fatal(err)

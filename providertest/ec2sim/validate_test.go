@@ -342,12 +342,15 @@ func TestValidatorCanFail(t *testing.T) {
 	}
 }
 
-// TestAnswersDecodeWithTheSDK drives a realistic session, errors included,
-// with the real SDK and validates every answer.
+// TestAnswersDecodeWithTheSDK drives a whole session, errors included,
+// with the real SDK and validates every answer. It runs in the simple
+// world, whose exact boot and instant visibility let it walk the session on
+// the fake clock; TestRealisticAnswersDecode validates the realistic
+// world's answers.
 func TestAnswersDecodeWithTheSDK(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
-	srv, rec := startRecorded(t, simcloud.Options{BootDelay: 20 * time.Millisecond, SnapshotDelay: 20 * time.Millisecond, Now: clk.Now})
+	srv, rec := startRecorded(t, simcloud.Options{World: simcloud.WorldSimple, BootDelay: 20 * time.Millisecond, SnapshotDelay: 20 * time.Millisecond, Now: clk.Now})
 	c := sdk(t, srv, "us-east-1")
 	ctx := context.Background()
 
@@ -519,9 +522,11 @@ func TestRealisticAnswersDecode(t *testing.T) {
 }
 
 // TestDriverAnswers validates every answer of a session the EC2 driver
-// drives: create with image resolution, wait, list, snapshot, delete.
+// drives: create with image resolution, wait, list, snapshot, delete, in
+// the realistic world at 1/1000 of real time (eventual consistency,
+// listing lag, a shutting-down window, per-action buckets).
 func TestDriverAnswers(t *testing.T) {
-	srv, rec := startRecorded(t, simcloud.Options{BootDelay: 20 * time.Millisecond, SnapshotDelay: 20 * time.Millisecond})
+	srv, rec := startRecorded(t, simcloud.Realistic(0.001))
 	cfg := provider.Config{Endpoint: srv.URL, AccessKeyID: srv.Cloud.Token(), SecretAccessKey: "x", Region: "us-east-1",
 		WaitPolicy: provider.FixedWait(10 * time.Millisecond)}
 	ctx := context.Background()

@@ -185,23 +185,23 @@ func TestCapacityConflictAndQuota(t *testing.T) {
 		status  int
 		message string
 	}{
-		{"injected capacity", simcloud.Options{}, func(c *simcloud.Cloud) {
+		{"injected capacity", simcloud.Realistic(1), func(c *simcloud.Cloud) {
 			c.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultCapacity})
 		}, hcloud.ErrorCodeResourceUnavailable, http.StatusPreconditionFailed, "error during placement"},
-		{"exhausted type", simcloud.Options{}, func(c *simcloud.Cloud) { c.SetCapacity("fsn1", "cx22", 0) },
+		{"exhausted type", simcloud.Realistic(1), func(c *simcloud.Cloud) { c.SetCapacity("fsn1", "cx22", 0) },
 			hcloud.ErrorCodeResourceUnavailable, http.StatusPreconditionFailed, "error during placement"},
-		{"location disabled", simcloud.Options{}, func(c *simcloud.Cloud) { c.DisableRegion("fsn1", true) },
+		{"location disabled", simcloud.Realistic(1), func(c *simcloud.Cloud) { c.DisableRegion("fsn1", true) },
 			hcloud.ErrorCodeResourceUnavailable, http.StatusPreconditionFailed, "server location disabled"},
-		{"injected location disabled", simcloud.Options{}, func(c *simcloud.Cloud) {
+		{"injected location disabled", simcloud.Realistic(1), func(c *simcloud.Cloud) {
 			c.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultRegionDisabled})
 		}, hcloud.ErrorCodeResourceUnavailable, http.StatusPreconditionFailed, "server location disabled"},
-		{"injected conflict", simcloud.Options{}, func(c *simcloud.Cloud) {
+		{"injected conflict", simcloud.Realistic(1), func(c *simcloud.Cloud) {
 			c.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultConflict})
 		}, hcloud.ErrorCodeConflict, http.StatusConflict, ""},
-		{"injected locked", simcloud.Options{}, func(c *simcloud.Cloud) {
+		{"injected locked", simcloud.Realistic(1), func(c *simcloud.Cloud) {
 			c.Inject(simcloud.Fault{Op: simcloud.OpCreateInstance, Kind: simcloud.FaultLocked})
 		}, hcloud.ErrorCodeLocked, http.StatusLocked, ""},
-		{"quota, not capacity", simcloud.Options{MaxInstances: 1}, func(c *simcloud.Cloud) {
+		{"quota, not capacity", func() simcloud.Options { o := simcloud.Realistic(1); o.MaxInstances = 1; return o }(), func(c *simcloud.Cloud) {
 			c.AddInstances(1, func(int) simcloud.InstanceSpec {
 				return simcloud.InstanceSpec{Name: "first", Region: "fsn1", Size: "cx22"}
 			})

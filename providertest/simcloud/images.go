@@ -65,6 +65,11 @@ type SnapshotSpec struct {
 	// VolumeLabels are the volume snapshot's labels; nil means Labels
 	// (EC2 tags the AMI and its EBS snapshots separately).
 	VolumeLabels map[string]string
+	// DiscardFailed: the cloud keeps no image of a snapshot that fails
+	// (DigitalOcean's errored snapshot action makes none), so a failed one
+	// is no resource at all. Without it the failed image stays until
+	// deleted, as EC2's failed AMI does.
+	DiscardFailed bool
 }
 
 // CreateSnapshot snapshots an existing instance. The image is usable after
@@ -107,6 +112,9 @@ func (c *Cloud) CreateSnapshot(spec SnapshotSpec) (Image, Action, error) {
 	if r := c.opts.SnapshotFailRate; !failed && r > 0 && c.rng.Float64() < r {
 		failed = true
 	}
+	if failed {
+		c.failedSnaps++
+	}
 	img := &Image{
 		ID:          c.id(),
 		Kind:        ImageSnapshot,
@@ -125,12 +133,15 @@ func (c *Cloud) CreateSnapshot(spec SnapshotSpec) (Image, Action, error) {
 	if src != nil {
 		img.Distribution, img.Version = src.Distribution, src.Version
 	}
+	if failed && spec.DiscardFailed {
+		img.DeletedAt = img.ReadyAt // never an image: not read, listed nor billed
+	}
 	if spec.VolumeSnapshots {
 		vl := spec.VolumeLabels
 		if vl == nil {
 			vl = spec.Labels
 		}
-		v := &VolumeSnapshot{ID: c.id(), ImageID: img.ID, SizeGB: disk, Labels: maps.Clone(vl), CreatedAt: now, ReadyAt: img.ReadyAt, Failed: failed}
+		v := &VolumeSnapshot{ID: c.id(), ImageID: img.ID, SizeGB: disk, Labels: maps.Clone(vl), CreatedAt: now, ReadyAt: img.ReadyAt, Failed: failed, DeletedAt: img.DeletedAt}
 		c.volumes[v.ID] = v
 		img.VolumeSnaps = []int64{v.ID}
 	}

@@ -98,6 +98,7 @@ func (c *Cloud) CreateInstances(spec InstanceSpec, minCount, maxCount int) (inst
 	if room := c.roomLocked(spec.Region, spec.Size, now); room >= 0 {
 		n = min(n, room)
 		if n < minCount {
+			c.refused++
 			return nil, false, errf(CodeCapacity, "no capacity for size %q in region %q", spec.Size, spec.Region)
 		}
 	}

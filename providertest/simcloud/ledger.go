@@ -30,6 +30,13 @@ type Stats struct {
 	// DeletingInstances counts instances deleted but not gone yet
 	// (Options.DestroyDelay).
 	DeletingInstances int
+	// CapacityRefused counts creates the model refused because their
+	// placement was full (Options.Capacity, SetCapacity); injected
+	// FaultCapacity answers are in FaultsInjected.
+	CapacityRefused int
+	// FailedSnapshots counts the snapshots made to fail, by
+	// Options.SnapshotFailRate or an injected FaultSnapshotFailed.
+	FailedSnapshots int
 }
 
 // Stats returns the cloud's counters.
@@ -38,11 +45,13 @@ func (c *Cloud) Stats() Stats {
 	defer c.mu.Unlock()
 	now := c.now()
 	s := Stats{
-		Calls:          maps.Clone(c.calls),
-		Created:        c.created,
-		Duplicates:     c.duplicates,
-		RateLimited:    c.rateLimited,
-		FaultsInjected: maps.Clone(c.faultsInjected),
+		Calls:           maps.Clone(c.calls),
+		Created:         c.created,
+		Duplicates:      c.duplicates,
+		RateLimited:     c.rateLimited,
+		FaultsInjected:  maps.Clone(c.faultsInjected),
+		CapacityRefused: c.refused,
+		FailedSnapshots: c.failedSnaps,
 	}
 	for _, n := range c.calls {
 		s.TotalCalls += n

@@ -486,6 +486,8 @@ type Cloud struct {
 	rateLimited    int
 	created        int
 	duplicates     int
+	refused        int // creates the model refused for capacity
+	failedSnaps    int // snapshots made to fail
 }
 
 // New returns a Cloud with the given options, the world's defaults filled

@@ -128,11 +128,19 @@ func drainAndAbort(r *http.Request) {
 	panic(http.ErrAbortHandler)
 }
 
-// writeHuge writes 64 MiB: the first half of body then filler that keeps
-// the first value open, so a client that does not bound what it reads
-// spends unbounded memory.
+// writeHuge writes 64 MiB: the start of body then filler that keeps the
+// first value open, so a client that does not bound what it reads spends
+// unbounded memory. A JSON body is cut inside a string (just after the
+// last opening quote of its first half), where the filler's letters extend
+// the string whatever the body holds; another (XML) is cut in half, inside
+// a tag or text, which the letters extend too.
 func writeHuge(w io.Writer, body []byte) {
 	head := body[:len(body)/2]
+	if t := bytes.TrimSpace(body); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		if i := lastStringStart(head); i > 0 {
+			head = head[:i]
+		}
+	}
 	if _, err := w.Write(head); err != nil {
 		return
 	}
@@ -142,6 +150,26 @@ func writeHuge(w io.Writer, body []byte) {
 			return
 		}
 	}
+}
+
+// lastStringStart returns the offset just after the last quote of b that
+// opens a JSON string, or 0.
+func lastStringStart(b []byte) int {
+	last, in, esc := 0, false, false
+	for i, c := range b {
+		switch {
+		case esc:
+			esc = false
+		case in && c == '\\':
+			esc = true
+		case c == '"':
+			if !in {
+				last = i + 1
+			}
+			in = !in
+		}
+	}
+	return last
 }
 
 // FormatSeconds writes a duration as Retry-After seconds: whole seconds,

@@ -42,7 +42,8 @@ func newTestCloud(t *testing.T, opts Options) (*Cloud, *fakeClock, int64) {
 
 func TestInstanceBootsAndGetsIP(t *testing.T) {
 	t.Parallel()
-	c, clk, img := newTestCloud(t, Options{BootDelay: 10 * time.Second, IPFraction: 0.5})
+	// The simple world: a boot of exactly BootDelay, no late IPs.
+	c, clk, img := newTestCloud(t, Options{World: WorldSimple, BootDelay: 10 * time.Second, IPFraction: 0.5})
 	in, created, err := c.CreateInstance(InstanceSpec{Name: "a", Region: "r", Size: "s", ImageID: img, Labels: map[string]string{"managed-by": "spuff"}})
 	if err != nil || !created {
 		t.Fatalf("CreateInstance = %v, %v", created, err)
@@ -143,7 +144,9 @@ func TestDuplicatesCounted(t *testing.T) {
 
 func TestListPagingAndRetention(t *testing.T) {
 	t.Parallel()
-	c, clk, _ := newTestCloud(t, Options{Retention: time.Minute})
+	// The simple world: a delete is gone at once (TestDestroyWindow has
+	// the realistic window).
+	c, clk, _ := newTestCloud(t, Options{World: WorldSimple, Retention: time.Minute})
 	ids := c.AddInstances(25, func(i int) InstanceSpec {
 		l := map[string]string{}
 		if i%2 == 0 {
@@ -191,7 +194,9 @@ func TestListPagingAndRetention(t *testing.T) {
 
 func TestSnapshotsAndVolumes(t *testing.T) {
 	t.Parallel()
-	c, clk, img := newTestCloud(t, Options{SnapshotDelay: time.Second})
+	// The simple world: a snapshot takes exactly SnapshotDelay
+	// (TestSnapshotsSlowAndFailing has the realistic spread and failures).
+	c, clk, img := newTestCloud(t, Options{World: WorldSimple, SnapshotDelay: time.Second})
 	in, _, _ := c.CreateInstance(InstanceSpec{Name: "a", ImageID: img})
 	snap, act, err := c.CreateSnapshot(SnapshotSpec{InstanceID: in.ID, Name: "s", VolumeSnapshots: true, Labels: map[string]string{"managed-by": "spuff"}})
 	if err != nil {
@@ -380,7 +385,9 @@ func (plainDialect) RateHeaders(h http.Header, ws []WindowState) {
 
 func TestServeFaults(t *testing.T) {
 	t.Parallel()
-	c := New(Options{Tokens: []string{"tok"}, RateLimits: []RateLimit{{Requests: 1000, Per: time.Hour}}})
+	// The simple world: Retry-After is fractional (TestServeStyles has the
+	// realistic styles).
+	c := New(Options{World: WorldSimple, Tokens: []string{"tok"}, RateLimits: []RateLimit{{Requests: 1000, Per: time.Hour}}})
 	var ran sync.Map
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.Serve(w, r, plainDialect{}, Op(r.URL.Path[1:]), r.Header.Get("X-Token"), func(w http.ResponseWriter) {
@@ -483,4 +490,45 @@ func TestFormatSeconds(t *testing.T) {
 			t.Errorf("FormatSeconds(%v) = %q, want %q", d, got, want)
 		}
 	}
+}
+
+// TestHugeAnswerStaysOpen: a huge answer never ends its first value, so a
+// decoder reads until its bound, whatever the body it is made from (a cut
+// just after an array element or a number would be a syntax error at
+// once, and prove nothing about the bound).
+func TestHugeAnswerStaysOpen(t *testing.T) {
+	t.Parallel()
+	bodies := []string{
+		`{"droplets":[{"id":1,"name":"a","tags":["managed-by:spuff","soak:yes"]}],"links":{},"meta":{"total":1}}`,
+		`{"servers":[],"meta":{"pagination":{"page":1,"per_page":50,"next_page":null}}}`,
+		`{"id":"not_found","message":"The resource you were accessing could not be found."}`,
+		`[{"a":1},{"b":2},{"c":3},{"d":4},{"e":5},{"f":6},{"g":7},{"h":8}]`,
+	}
+	for _, body := range bodies {
+		w := &headWriter{keep: 1 << 20}
+		writeHuge(w, []byte(body))
+		if w.n < 64<<20 {
+			t.Fatalf("huge answer of %d bytes", w.n)
+		}
+		var v any
+		err := json.NewDecoder(&w.head).Decode(&v)
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("huge answer made of %s: decoding to the bound gives %v, want unexpected EOF (the value still open)", body, err)
+		}
+	}
+}
+
+// headWriter keeps the first keep bytes written to it and counts them all.
+type headWriter struct {
+	head bytes.Buffer
+	keep int
+	n    int
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	if room := w.keep - w.head.Len(); room > 0 {
+		w.head.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
 }

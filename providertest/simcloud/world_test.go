@@ -239,14 +239,17 @@ func TestSnapshotsSlowAndFailing(t *testing.T) {
 		inject bool
 		fails  bool
 	}{
-		{"fail rate 1", Options{SnapshotDelay: 5 * time.Minute, SnapshotFailRate: 1}, false, true},
-		{"injected", Options{SnapshotDelay: 5 * time.Minute}, true, true},
-		{"fine", Options{SnapshotDelay: 5 * time.Minute}, false, false},
+		{"fail rate 1", Options{SnapshotFailRate: 1}, false, true},
+		{"injected", Options{}, true, true},
+		{"fine", Options{}, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, clk, img := newTestCloud(t, tc.opts)
+			// The realistic world: snapshots of 5 minutes ±50 %.
+			opts := Realistic(1)
+			opts.SnapshotDelay, opts.SnapshotFailRate = 5*time.Minute, tc.opts.SnapshotFailRate
+			c, clk, img := newTestCloud(t, opts)
 			in, _, _ := c.CreateInstance(InstanceSpec{Name: "a", ImageID: img})
 			if tc.inject {
 				c.Inject(Fault{Op: OpGetImage, Kind: FaultSnapshotFailed}) // the op is ignored: it applies to snapshots
@@ -258,7 +261,14 @@ func TestSnapshotsSlowAndFailing(t *testing.T) {
 			if st := snap.State(clk.now()); st != ImagePending {
 				t.Fatalf("new snapshot state %s, want pending", st)
 			}
-			clk.advance(5 * time.Minute)
+			if d := snap.ReadyAt.Sub(clk.now()); d < 150*time.Second || d > 450*time.Second {
+				t.Fatalf("snapshot takes %v, want 5 minutes ±50 %%", d)
+			}
+			clk.set(snap.ReadyAt.Add(-time.Second))
+			if got, _ := c.GetImage(snap.ID); got.State(clk.now()) != ImagePending {
+				t.Fatalf("a second before its end: state %s, want pending", got.State(clk.now()))
+			}
+			clk.set(snap.ReadyAt)
 			got, _ := c.GetImage(snap.ID)
 			a, _ := c.GetAction(act.ID)
 			want := ImageAvailable
@@ -271,6 +281,9 @@ func TestSnapshotsSlowAndFailing(t *testing.T) {
 			if tc.inject && c.Stats().FaultsInjected[FaultSnapshotFailed] != 1 {
 				t.Error("the injected failure was not counted")
 			}
+			if n, want := c.Stats().FailedSnapshots, map[bool]int{true: 1}[tc.fails]; n != want {
+				t.Errorf("FailedSnapshots = %d, want %d", n, want)
+			}
 			if _, _, err := c.CreateInstance(InstanceSpec{Name: "b", ImageID: snap.ID}); tc.fails && err == nil {
 				t.Error("a machine booted from a failed snapshot")
 			}
@@ -280,9 +293,14 @@ func TestSnapshotsSlowAndFailing(t *testing.T) {
 
 func TestDestroyWindow(t *testing.T) {
 	t.Parallel()
-	c, clk, img := newTestCloud(t, Options{DestroyDelay: 30 * time.Second, Retention: time.Hour})
+	opts := Realistic(1)
+	opts.DestroyDelay, opts.Retention = 30*time.Second, time.Hour
+	c, clk, img := newTestCloud(t, opts)
 	in, _, _ := c.CreateInstance(InstanceSpec{Name: "a", ImageID: img})
-	clk.advance(time.Second)
+	clk.set(in.ReadyAt.Add(time.Second)) // booted: it has its IP (a late one comes later)
+	if in.IPAt.After(in.ReadyAt) {
+		clk.set(in.IPAt.Add(time.Second))
+	}
 	act, err := c.DeleteInstance(in.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -357,6 +375,9 @@ func TestCapacityAndQuota(t *testing.T) {
 		}
 	}
 	wantCode(t, mk("a2", "r1", "s"), CodeCapacity)
+	if n := c.Stats().CapacityRefused; n != 1 {
+		t.Errorf("CapacityRefused = %d, want 1", n)
+	}
 	if err := mk("b", "r1", "other"); err != nil {
 		t.Errorf("another size of the region: %v", err)
 	}
@@ -441,25 +462,34 @@ func TestClientTokenParams(t *testing.T) {
 
 func TestLockActions(t *testing.T) {
 	t.Parallel()
-	c, clk, img := newTestCloud(t, Options{LockActions: On, BootDelay: 10 * time.Second, SnapshotDelay: time.Minute, DestroyDelay: 5 * time.Second})
+	// The realistic world (jittered boots and snapshots) with locks on, as
+	// hcloudsim turns them on for Hetzner.
+	opts := Realistic(1)
+	opts.LockActions, opts.SnapshotDelay, opts.DestroyDelay = On, time.Minute, 5*time.Second
+	c, clk, img := newTestCloud(t, opts)
 	in, _, _ := c.CreateInstance(InstanceSpec{Name: "a", ImageID: img})
 	_, err := c.DeleteInstance(in.ID)
 	wantCode(t, err, CodeLocked) // still booting
 	_, _, err = c.CreateSnapshot(SnapshotSpec{InstanceID: in.ID})
 	wantCode(t, err, CodeLocked)
-	clk.advance(10 * time.Second)
-	if _, _, err := c.CreateSnapshot(SnapshotSpec{InstanceID: in.ID}); err != nil {
+	clk.set(in.ReadyAt.Add(-time.Second))
+	_, err = c.DeleteInstance(in.ID)
+	wantCode(t, err, CodeLocked) // a second before its boot ends
+	clk.set(in.ReadyAt)
+	snap, _, err := c.CreateSnapshot(SnapshotSpec{InstanceID: in.ID})
+	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.DeleteInstance(in.ID)
 	wantCode(t, err, CodeLocked) // snapshotting
-	clk.advance(time.Minute)
-	if _, err := c.DeleteInstance(in.ID); err != nil {
+	clk.set(snap.ReadyAt)
+	act, err := c.DeleteInstance(in.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.DeleteInstance(in.ID)
 	wantCode(t, err, CodeLocked) // being deleted
-	clk.advance(5 * time.Second)
+	clk.set(act.DoneAt)
 	_, err = c.DeleteInstance(in.ID)
 	wantCode(t, err, CodeNotFound)
 }
@@ -491,7 +521,7 @@ func TestServeStyles(t *testing.T) {
 		delay time.Duration
 		want  string // Retry-After, "" for none
 	}{
-		{"fractional", Options{}, FaultRateLimit, 50 * time.Millisecond, "0.050"},
+		{"fractional, the simple world's", Options{World: WorldSimple}, FaultRateLimit, 50 * time.Millisecond, "0.050"},
 		{"whole seconds", Options{RetryAfter: RetryAfterWholeSeconds}, FaultRateLimit, 50 * time.Millisecond, "1"},
 		{"whole seconds rounded up", Options{RetryAfter: RetryAfterWholeSeconds}, FaultRateLimit, 2100 * time.Millisecond, "3"},
 		{"scaled", Options{RetryAfter: RetryAfterWholeSeconds, TimeScale: 0.01}, FaultRateLimit, 250 * time.Second, "3"},
@@ -515,6 +545,39 @@ func TestServeStyles(t *testing.T) {
 			resp.Body.Close()
 			if got := resp.Header.Get("Retry-After"); got != tc.want || resp.StatusCode != 429 {
 				t.Errorf("HTTP %d, Retry-After %q, want 429 and %q", resp.StatusCode, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFailedSnapshotDiscarded: where the cloud keeps no image of a failed
+// snapshot (DigitalOcean), the failure leaves no resource: the action
+// fails, and the image is neither read, listed nor billed; elsewhere the
+// failed image stays until deleted.
+func TestFailedSnapshotDiscarded(t *testing.T) {
+	t.Parallel()
+	for _, discard := range []bool{true, false} {
+		t.Run(fmt.Sprint("discard ", discard), func(t *testing.T) {
+			t.Parallel()
+			opts := Realistic(1)
+			opts.SnapshotDelay = time.Minute
+			c, clk, img := newTestCloud(t, opts)
+			in, _, _ := c.CreateInstance(InstanceSpec{Name: "a", ImageID: img})
+			clk.set(in.ReadyAt)
+			c.Inject(Fault{Kind: FaultSnapshotFailed})
+			snap, act, err := c.CreateSnapshot(SnapshotSpec{InstanceID: in.ID, Name: "s", DiscardFailed: discard, VolumeSnapshots: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.set(snap.ReadyAt)
+			a, _ := c.GetAction(act.ID)
+			_, gerr := c.GetImage(snap.ID)
+			st := c.Stats()
+			if !a.Failed || st.FailedSnapshots != 1 {
+				t.Errorf("action %+v, %d failed snapshots; want the action failed and counted", a, st.FailedSnapshots)
+			}
+			if left := st.LiveSnapshots + st.LiveVolumeSnapshots; (left == 0) != discard || (gerr != nil) != discard {
+				t.Errorf("after the failure: %d snapshots and volume snapshots live, GetImage %v; want none and not found when discarded, the failed image otherwise", left, gerr)
 			}
 		})
 	}
