@@ -15,7 +15,7 @@ import (
 )
 
 // otherSize is a size of each provider other than its default one.
-var otherSize = map[string]string{"digitalocean": "s-2vcpu-2gb", "hetzner": "cx32", "aws": "t3.small"}
+var otherSize = map[string]string{"digitalocean": "s-2vcpu-2gb", "hetzner": "cx33", "aws": "t3.small"}
 
 // TestUpNeverDestroysWhatItDidNotMake: a machine named prod-db that spuff
 // does not manage, and one that it manages with another size, both survive
