@@ -170,11 +170,15 @@ func (a *app) open() error {
 		if err != nil {
 			return usagef("%v", err)
 		}
+		capacity, err := simCapacity(a.getenv)
+		if err != nil {
+			return usagef("%v", err)
+		}
 		dir, err := simStateDir(a.getenv)
 		if err != nil {
 			return err
 		}
-		a.sim, err = openSim(a.ctx, b, dir, boot, a.stderr)
+		a.sim, err = openSim(a.ctx, b, dir, boot, capacity, a.stderr)
 		if err != nil {
 			return err
 		}

@@ -181,7 +181,7 @@ func (e *env) lsWait(providerName string, want int) []instanceJSON {
 func (e *env) cloud(b *backend, fn func(c *simcloud.Cloud)) {
 	e.t.Helper()
 	path := simStatePath(e.dir, b.name)
-	c, err := loadCloud(b, path, 150*time.Millisecond)
+	c, err := loadCloud(b, path, 150*time.Millisecond, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -103,6 +103,40 @@ func simBoot(getenv func(string) string) (time.Duration, error) {
 	return d, nil
 }
 
+// simCapacity is the room of the simulated cloud's placements:
+// $SPUFF_SIM_CAPACITY, comma-separated REGION[/SIZE]=N items ("*" for any
+// region or size), each bounding how many machines the placement holds at
+// once; past it, a create there is refused for capacity, as a real cloud
+// refuses when a region runs out of a size. "fsn1=0" leaves no room in
+// fsn1, "*/cx22=1" room for one cx22 anywhere. Unset, placements are
+// unbounded. The bounds hold for the one process (they are not kept in
+// the state), so that `up --region fsn1,nbg1` can be seen to move on.
+func simCapacity(getenv func(string) string) ([]simcloud.Capacity, error) {
+	v := getenv("SPUFF_SIM_CAPACITY")
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var out []simcloud.Capacity
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		where, n, ok := strings.Cut(item, "=")
+		region, size, _ := strings.Cut(where, "/")
+		max, err := strconv.Atoi(strings.TrimSpace(n))
+		region, size = strings.TrimSpace(region), strings.TrimSpace(size)
+		if !ok || err != nil || max < 0 || region == "" || strings.Contains(size, "/") {
+			return nil, fmt.Errorf("SPUFF_SIM_CAPACITY=%q: %q is not REGION[/SIZE]=N, such as fsn1=0 or */cx22=1", v, item)
+		}
+		if region == "*" {
+			region = ""
+		}
+		if size == "*" {
+			size = ""
+		}
+		out = append(out, simcloud.Capacity{Region: region, Size: size, Max: max})
+	}
+	return out, nil
+}
+
 // usableDir makes dir if needed and checks that files can be created in
 // it, so that a command is refused before it changes anything it could not
 // save.
@@ -121,7 +155,7 @@ func usableDir(dir string) error {
 // openSim takes the state of b's simulated cloud in dir and serves it, or
 // finds the `sim serve` process serving it. It waits, saying so on
 // stderr, while another spuffctl holds the state.
-func openSim(ctx context.Context, b *backend, dir string, boot time.Duration, stderr io.Writer) (*simSession, error) {
+func openSim(ctx context.Context, b *backend, dir string, boot time.Duration, capacity []simcloud.Capacity, stderr io.Writer) (*simSession, error) {
 	if err := usableDir(dir); err != nil {
 		return nil, err
 	}
@@ -133,7 +167,7 @@ func openSim(ctx context.Context, b *backend, dir string, boot time.Duration, st
 	if remote != nil {
 		return &simSession{path: path, remote: remote, boot: remote.Boot}, nil
 	}
-	cloud, err := loadCloud(b, path, boot)
+	cloud, err := loadCloud(b, path, boot, capacity)
 	if err != nil {
 		lock.release()
 		return nil, err
@@ -213,9 +247,11 @@ func simSeed(statePath string) (uint64, error) {
 }
 
 // loadCloud reads the saved state at path, or makes a new cloud when there
-// is none. The cloud's seed is the one kept beside the state (simSeed).
-func loadCloud(b *backend, path string, boot time.Duration) (*simcloud.Cloud, error) {
+// is none. The cloud's seed is the one kept beside the state (simSeed);
+// capacity bounds its placements (simCapacity).
+func loadCloud(b *backend, path string, boot time.Duration, capacity []simcloud.Capacity) (*simcloud.Cloud, error) {
 	opts := simOptions(boot)
+	opts.Capacity = append(opts.Capacity, capacity...)
 	seed, err := simSeed(path)
 	if err != nil {
 		return nil, err

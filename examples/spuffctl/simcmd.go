@@ -150,6 +150,10 @@ func (a *app) simServe(chosen []*backend, dir, listen string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	capacity, err := simCapacity(a.getenv)
+	if err != nil {
+		return usagef("%v", err)
+	}
 	if err := usableDir(dir); err != nil {
 		return err
 	}
@@ -173,7 +177,7 @@ func (a *app) simServe(chosen []*backend, dir, listen string) error {
 			return err
 		}
 		clouds = append(clouds, s)
-		if s.cloud, err = loadCloud(b, s.path, boot); err != nil {
+		if s.cloud, err = loadCloud(b, s.path, boot, capacity); err != nil {
 			return err
 		}
 		p := 0

@@ -277,7 +277,7 @@ func (a *app) simProxy(b *backend, dir, host, port string) error {
 		if berr != nil {
 			return usagef("%v", berr)
 		}
-		cloud, lerr := loadCloud(b, path, boot)
+		cloud, lerr := loadCloud(b, path, boot, nil)
 		if lerr != nil {
 			return lerr
 		}
