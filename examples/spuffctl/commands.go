@@ -359,15 +359,21 @@ func cmdUp(a *app, args []string) error {
 		}
 		return err
 	}
-	if len(req.SSHKeys) > 0 || *sshUser != "" {
+	if len(req.SSHKeys) > 0 || *sshUser != "" || *identity != "" {
+		// The key file is recorded as an absolute path: `ssh` may run in
+		// another directory. --identity is recorded with --no-ssh-wait
+		// too, for the first `ssh` to log in with.
 		rec := loginRecord{User: plan.user}
-		if waitSSH {
+		switch {
+		case *identity != "":
+			rec.Identity = absPath(a.expandHome(*identity))
+		case waitSSH:
 			agent := false
 			for _, id := range plan.ids {
 				agent = agent || id.File == ""
 			}
 			if !agent && len(plan.ids) > 0 {
-				rec.Identity = plan.ids[0].File
+				rec.Identity = absPath(plan.ids[0].File)
 			}
 		}
 		if err := a.saveLogin(ready.ID, rec); err != nil {

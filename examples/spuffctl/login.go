@@ -186,6 +186,14 @@ func (a *app) expandHome(p string) string {
 	return p
 }
 
+// absPath is path made absolute, or path itself when it cannot be.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
 // home is the user's home directory.
 func (a *app) home() string {
 	if h := a.getenv("HOME"); h != "" {

@@ -166,7 +166,9 @@ func (a *app) recordHostKey(ctx context.Context, in *provider.Instance, user, ke
 			fmt.Fprintf(a.stderr, "%s: %s\n", programName, n)
 		}
 		if err != nil {
-			return fmt.Errorf("no host key of %s is recorded in %s, and checking it needs a login: %w", in.Name, known, err)
+			// Not loginIdentities' own words: they are up's (and
+			// suggest its --no-ssh-wait).
+			return fmt.Errorf("no host key of %s is recorded in %s, and checking it needs a login, but no private key was found to log in with: give --identity FILE (the private half of a key installed on %s), run an SSH agent (SSH_AUTH_SOCK), or have ~/.ssh/id_ed25519", in.Name, known, in.Name)
 		}
 		if closer != nil {
 			defer closer.Close()
