@@ -267,13 +267,16 @@ func runFailover(ctx context.Context, name string, steps []failoverStep) (*Insta
 		}
 		inst, err := s.pl.Provider.CreateInstance(ctx, s.req)
 		if err == nil {
+			tried(ctx, Attempt{Placement: s.pl})
 			return inst, nil
 		}
 		if s.m != nil && KindOf(err) == KindConflict {
 			if sib := s.m.sibling(ctx, err, steps); sib != nil {
+				tried(ctx, Attempt{Placement: s.pl})
 				return sib, nil
 			}
 		}
+		tried(ctx, Attempt{Placement: s.pl, Err: err})
 		ferr.Attempts = append(ferr.Attempts, Attempt{Placement: s.pl, Err: err})
 		if KindOf(err) != KindCapacity || ctx.Err() != nil {
 			ferr.Untried = len(steps) - i - 1

@@ -39,6 +39,9 @@ type app struct {
 	p       provider.Provider
 	// regions are the regions a regional provider covers, for messages.
 	regions []string
+	// alsoRegions are regions a regional provider must cover besides the
+	// ones it knows of (the regions `up` may make the machine in).
+	alsoRegions []string
 }
 
 // flags returns the command's flag set with the common flags.
@@ -167,11 +170,15 @@ func (a *app) open() error {
 		if err != nil {
 			return usagef("%v", err)
 		}
+		capacity, err := simCapacity(a.getenv)
+		if err != nil {
+			return usagef("%v", err)
+		}
 		dir, err := simStateDir(a.getenv)
 		if err != nil {
 			return err
 		}
-		a.sim, err = openSim(a.ctx, b, dir, boot, a.stderr)
+		a.sim, err = openSim(a.ctx, b, dir, boot, capacity, a.stderr)
 		if err != nil {
 			return err
 		}
@@ -234,6 +241,9 @@ func (a *app) knownRegions(def string) []string {
 	}
 	add(a.getenv("AWS_REGION"))
 	add(a.getenv("AWS_DEFAULT_REGION"))
+	for _, r := range a.alsoRegions {
+		add(r)
+	}
 	if dir, err := simStateDir(a.getenv); err == nil {
 		for _, r := range readRegions(dir, a.backend.name) {
 			add(r)
@@ -242,12 +252,15 @@ func (a *app) knownRegions(def string) []string {
 	return out
 }
 
-// close releases the simulated cloud, saving its state.
+// close releases the simulated cloud, saving its state. It may be called
+// more than once.
 func (a *app) close() error {
 	if a.sim == nil {
 		return nil
 	}
-	if err := a.sim.close(); err != nil {
+	s := a.sim
+	a.sim = nil
+	if err := s.close(); err != nil {
 		return fmt.Errorf("saving the simulated cloud's state: %w", err)
 	}
 	return nil
@@ -306,6 +319,10 @@ type instanceJSON struct {
 	CreatedAt time.Time         `json:"created_at,omitzero"`
 	ExpiresAt time.Time         `json:"expires_at,omitzero"`
 	SSH       string            `json:"ssh,omitempty"`
+	// Failover lists the placements `up --region a,b` tried, in order.
+	Failover []attemptJSON `json:"failover,omitempty"`
+	// SSHReady is `up`'s wait for SSH, with its stages' timings.
+	SSHReady *loginJSON `json:"ssh_ready,omitempty"`
 }
 
 func (a *app) instanceJSON(in *provider.Instance) instanceJSON {
@@ -320,18 +337,9 @@ func (a *app) instanceJSON(in *provider.Instance) instanceJSON {
 		j.IPv6 = in.PublicIPv6.String()
 	}
 	if in.IP().IsValid() {
-		j.SSH = sshCommand(a.p.Name(), in)
+		j.SSH = "ssh " + a.loginUser(in) + "@" + in.IP().String()
 	}
 	return j
-}
-
-// sshCommand is the command that logs in to the machine.
-func sshCommand(providerName string, in *provider.Instance) string {
-	user := "root"
-	if providerName == "aws" {
-		user = "ubuntu"
-	}
-	return "ssh " + user + "@" + in.IP().String()
 }
 
 type snapshotJSON struct {

@@ -36,6 +36,8 @@ type backend struct {
 	endpointVar string
 	// authHint tells how to fix an authentication error.
 	authHint string
+	// keyImport is how a user registers a public key on the account.
+	keyImport string
 	// region, size are the defaults of `up`.
 	region, size string
 	// regional is true for a cloud whose API is per region (AWS).
@@ -79,6 +81,7 @@ var backends = []backend{
 		credentials: firstEnv("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"),
 		endpointVar: "DIGITALOCEAN_API_URL",
 		authHint:    "set DIGITALOCEAN_TOKEN to a valid DigitalOcean API token (read and write scopes)",
+		keyImport:   "`doctl compute ssh-key import NAME --public-key-file FILE` (or the control panel)",
 		region:      "nyc3",
 		size:        "s-1vcpu-1gb",
 		instanceID:  numericID,
@@ -96,6 +99,7 @@ var backends = []backend{
 		credentials: firstEnv("HCLOUD_TOKEN", "HETZNER_TOKEN"),
 		endpointVar: "HCLOUD_ENDPOINT",
 		authHint:    "set HCLOUD_TOKEN to a valid Hetzner Cloud API token (Read & Write) of the project",
+		keyImport:   "`hcloud ssh-key create --name NAME --public-key-from-file FILE` (or the console)",
 		region:      "fsn1",
 		size:        "cx22",
 		instanceID:  numericID,
@@ -113,6 +117,7 @@ var backends = []backend{
 		credentials: awsCredentials,
 		endpointVar: "AWS_ENDPOINT_URL",
 		authHint:    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, to credentials allowed to use EC2",
+		keyImport:   "`aws ec2 import-key-pair --key-name NAME --public-key-material fileb://FILE` (in each region used)",
 		region:      "us-east-1",
 		size:        "t3.micro",
 		regional:    true,

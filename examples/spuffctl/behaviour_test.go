@@ -115,6 +115,7 @@ func TestEveryUsageLineRuns(t *testing.T) {
 			fresh := func() string { seq++; return fmt.Sprintf("usage-%d", seq) }
 			values := map[string]func() string{
 				"p": func() string { return b.name }, "r": func() string { return b.region }, "s": func() string { return b.size },
+				"r,...": func() string { return b.region }, "s,...": func() string { return b.size },
 				"n": fresh, "k=v": func() string { return "env=dev" }, "@file": func() string { return "@file" },
 				"k": func() string { return "laptop" },
 			}

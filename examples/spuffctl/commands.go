@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -106,10 +107,30 @@ func randomName() string {
 // this machine and the cloud).
 const adoptSlack = time.Minute
 
+// splitList splits a comma-separated flag value ("fsn1,nbg1"), and
+// refuses empty and repeated items.
+func splitList(flagName, v string) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		switch {
+		case item == "":
+			return nil, usagef("--%s %q has an empty item", flagName, v)
+		case slices.Contains(out, item):
+			return nil, usagef("--%s %q names %s twice", flagName, v, item)
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
 func cmdUp(a *app, args []string) error {
 	fs := a.flags()
-	region := fs.String("region", "", "region (default: the provider's usual one: nyc3, fsn1, $AWS_REGION or us-east-1)")
-	size := fs.String("size", "", "size or instance type (default: the provider's smallest usual one)")
+	region := fs.String("region", "", "region, or regions to try in order, comma-separated (default: the provider's usual one: nyc3, fsn1, $AWS_REGION or us-east-1)")
+	size := fs.String("size", "", "size or instance type, or sizes to try in order, comma-separated (default: the provider's smallest usual one)")
 	image := provider.Ubuntu("24.04")
 	fs.TextVar(&image, "image", provider.Ubuntu("24.04"), "image: ubuntu:<version>, debian:<version>, custom:<id>, snapshot:<id>")
 	name := fs.String("name", "", "machine name (default: spuff-<random>)")
@@ -117,7 +138,11 @@ func cmdUp(a *app, args []string) error {
 	fs.Var(labels, "label", "label key=value (repeatable)")
 	userData := fs.String("user-data", "", "cloud-init user data: @file to read it from a file, or the text itself")
 	var keys listFlag
-	fs.Var(&keys, "ssh-key", "SSH key to install, by ID, name or fingerprint (repeatable; see `keys`)")
+	fs.Var(&keys, "ssh-key", "SSH key to install: an account key's ID, name or fingerprint (see `keys`), or a public key file such as ~/.ssh/id_ed25519.pub (repeatable); then up waits until the machine takes an SSH login")
+	identity := fs.String("identity", "", "private key `file` to log in with (default: the SSH agent's keys, ~/.ssh/id_ed25519, id_ecdsa, id_rsa: those whose public key is installed)")
+	sshUser := fs.String("ssh-user", "", "user to log in as (default: the image's: root; ubuntu or admin on aws)")
+	noSSHWait := fs.Bool("no-ssh-wait", false, "do not wait for SSH: return once the cloud says the machine runs with an address")
+	noCloudInit := fs.Bool("no-cloud-init", false, "when waiting for SSH, do not wait for cloud-init to finish")
 	keep := fs.Bool("keep", false, "on failure or interrupt, keep the half-made machine and print its ID instead of destroying it")
 	ttl := fs.String("ttl", "", "time to live (1m to 366 days): the machine carries its expiry, which `reap` acts on (on aws it also ends itself then)")
 	rest, err := a.parse(fs, args)
@@ -141,31 +166,78 @@ func cmdUp(a *app, args []string) error {
 		}
 		ud = string(b)
 	}
+	regions, err := splitList("region", *region)
+	if err != nil {
+		return err
+	}
+	sizes, err := splitList("size", *size)
+	if err != nil {
+		return err
+	}
 	c, err := a.choose()
 	if err != nil {
 		return err
 	}
+	if len(regions) == 0 {
+		regions = []string{c.backend.defaultRegion(a.getenv)}
+	}
+	if len(sizes) == 0 {
+		sizes = []string{c.backend.size}
+	}
 	req := provider.InstanceRequest{
-		Name: *name, Region: *region, Size: *size, Image: image,
-		UserData: ud, Labels: labels, SSHKeys: keys, TTL: life,
+		Name: *name, Region: regions[0], Size: sizes[0], Image: image,
+		UserData: ud, Labels: labels, SSHKeys: nil, TTL: life,
 	}
 	if req.Name == "" {
 		req.Name = randomName()
 	}
-	if req.Region == "" {
-		req.Region = c.backend.defaultRegion(a.getenv)
-	}
-	if req.Size == "" {
-		req.Size = c.backend.size
-	}
 	if len(req.Labels) == 0 {
 		req.Labels = nil
 	}
-	if err := req.Validate(); err != nil {
-		return usagef("%v", err)
+	for _, r := range regions {
+		for _, sz := range sizes {
+			try := req
+			try.Region, try.Size = r, sz
+			if err := try.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+		}
+	}
+	waitSSH := (len(keys) > 0 || *identity != "") && !*noSSHWait
+	if c.backend.regional {
+		a.alsoRegions = regions
 	}
 	if err := a.open(); err != nil {
 		return err
+	}
+
+	// The keys, and the private keys to log in with, before anything is
+	// made: a login that cannot work is refused now.
+	keysCtx, cancelKeys := a.opCtx()
+	install, err := a.resolveKeys(keysCtx, keys)
+	cancelKeys()
+	if err != nil {
+		return err
+	}
+	for _, k := range install {
+		req.SSHKeys = append(req.SSHKeys, k.key.ID)
+	}
+	plan := loginPlan{user: *sshUser, cloudInit: !*noCloudInit}
+	if plan.user == "" {
+		plan.user = provider.LoginUser(a.p.Name(), image)
+	}
+	if waitSSH {
+		ids, closer, notes, err := a.loginIdentities(*identity, install)
+		for _, n := range notes {
+			fmt.Fprintf(a.stderr, "%s: %s\n", programName, n)
+		}
+		if err != nil {
+			return err
+		}
+		if closer != nil {
+			defer closer.Close()
+		}
+		plan.ids = ids
 	}
 
 	// A create may adopt a machine made earlier by the same request (that
@@ -189,29 +261,71 @@ func cmdUp(a *app, args []string) error {
 	// The create runs to its end even on interrupt, so that the machine's ID
 	// is known and the machine can be destroyed rather than leaked.
 	createCtx, cancelCreate := context.WithTimeout(context.WithoutCancel(a.ctx), a.timeout)
-	inst, err := a.p.CreateInstance(createCtx, req)
+	var inst *provider.Instance
+	var tried []attemptJSON
+	placed := provider.Placement{Provider: a.p, Region: req.Region, Size: req.Size}
+	if len(regions)*len(sizes) == 1 {
+		inst, err = a.p.CreateInstance(createCtx, req)
+	} else {
+		grid := provider.Grid(a.p, regions, sizes)
+		fmt.Fprintf(a.stderr, "%s: trying %d placements in order, moving on when one has no room: %s\n", programName, len(grid), placementList(grid))
+		n := 0
+		createCtx = provider.WithFailoverTrace(createCtx, &provider.FailoverTrace{Tried: func(at provider.Attempt) {
+			n++
+			tried = append(tried, attemptJSON{Region: at.Placement.Region, Size: at.Placement.Size, Error: errText(at.Err)})
+			if at.Err == nil {
+				placed = at.Placement
+				fmt.Fprintf(a.stderr, "  %d/%d %s %s: created\n", n, len(grid), at.Placement.Region, at.Placement.Size)
+				return
+			}
+			why := "no room"
+			if !errors.Is(at.Err, provider.ErrCapacity) {
+				why = "failed; not trying further: only a lack of room moves on"
+			}
+			fmt.Fprintf(a.stderr, "  %d/%d %s %s: %s (%s)\n", n, len(grid), at.Placement.Region, at.Placement.Size, why, errText(at.Err))
+		}})
+		inst, err = provider.CreateWithFailover(createCtx, req, grid)
+	}
 	cancelCreate()
 	if err != nil {
-		var perr *provider.Error
-		if errors.As(err, &perr) {
-			if perr.Existing != "" {
+		// Leftover is the one field that names a machine this very call
+		// made; Error.ID never is. A failover's attempts each have theirs.
+		errs := []error{err}
+		var ferr *provider.FailoverError
+		if errors.As(err, &ferr) {
+			errs = errs[:0]
+			for _, at := range ferr.Attempts {
+				errs = append(errs, at.Err)
+			}
+		}
+		cleaned := map[string]bool{}
+		for _, e := range errs {
+			var perr *provider.Error
+			if !errors.As(e, &perr) {
+				continue
+			}
+			if perr.Existing != "" && !cleaned["existing "+perr.Existing] {
+				cleaned["existing "+perr.Existing] = true
 				fmt.Fprintf(a.stderr, "%s: %s, which is in the way, was there before this command and is left as it is\n", programName, perr.Existing)
 			}
-			// Leftover is the one field that names a machine this very
-			// call made; Error.ID never is.
-			if perr.Leftover != "" {
+			if perr.Leftover != "" && !cleaned[perr.Leftover] {
+				cleaned[perr.Leftover] = true
 				a.cleanup(perr.Leftover, !before[perr.Leftover], *keep)
 			}
 		}
 		return err
 	}
 	ours := !before[inst.ID] && (inst.CreatedAt.IsZero() || !inst.CreatedAt.Before(start.Add(-adoptSlack)))
+	where := ""
+	if len(tried) > 0 {
+		where = " in " + placed.Region + " as " + placed.Size
+	}
 	if ours {
-		fmt.Fprintf(a.stderr, "created %s (%s) on %s; waiting for it to be ready\n", inst.Name, inst.ID, a.p.Name())
+		fmt.Fprintf(a.stderr, "created %s (%s)%s on %s; waiting for it to be ready\n", inst.Name, inst.ID, where, a.p.Name())
 		if a.sim == nil && a.backend.regional {
 			if dir, err := simStateDir(a.getenv); err == nil {
-				if err := recordRegion(dir, a.backend.name, req.Region); err != nil {
-					fmt.Fprintf(a.stderr, "%s: could not record region %s for later commands: %v\n", programName, req.Region, err)
+				if err := recordRegion(dir, a.backend.name, placed.Region); err != nil {
+					fmt.Fprintf(a.stderr, "%s: could not record region %s for later commands: %v\n", programName, placed.Region, err)
 				}
 			}
 		}
@@ -226,9 +340,18 @@ func cmdUp(a *app, args []string) error {
 	pr := newProgress(a.stderr, a.stderrIsTerminal(), inst.Name, inst.Status.String())
 	waitCtx, cancel := a.opCtx()
 	defer cancel()
-	waitCtx = provider.WithWaitTrace(waitCtx, &provider.WaitTrace{Polled: pr.event})
-	ready, err := a.p.WaitReady(waitCtx, inst.ID)
-	pr.finish()
+	var ready *provider.Instance
+	var rep *provider.SSHReport
+	if waitSSH {
+		rep, err = a.waitLogin(waitCtx, inst.ID, inst.Name, plan, pr)
+		if rep != nil {
+			ready = rep.Instance
+		}
+	} else {
+		waitCtx = provider.WithWaitTrace(waitCtx, &provider.WaitTrace{Polled: pr.event})
+		ready, err = a.p.WaitReady(waitCtx, inst.ID)
+		pr.finish()
+	}
 	if err != nil {
 		a.cleanup(inst.ID, ours, *keep)
 		if a.interrupted() {
@@ -236,11 +359,69 @@ func cmdUp(a *app, args []string) error {
 		}
 		return err
 	}
-	if a.jsonOut {
-		return a.printJSON(a.instanceJSON(ready))
+	if len(req.SSHKeys) > 0 || *sshUser != "" || *identity != "" {
+		// The key file is recorded as an absolute path: `ssh` may run in
+		// another directory. --identity is recorded with --no-ssh-wait
+		// too, for the first `ssh` to log in with.
+		rec := loginRecord{User: plan.user}
+		switch {
+		case *identity != "":
+			rec.Identity = absPath(a.expandHome(*identity))
+		case waitSSH:
+			agent := false
+			for _, id := range plan.ids {
+				agent = agent || id.File == ""
+			}
+			if !agent && len(plan.ids) > 0 {
+				rec.Identity = absPath(plan.ids[0].File)
+			}
+		}
+		if err := a.saveLogin(ready.ID, rec); err != nil {
+			fmt.Fprintf(a.stderr, "%s: could not record the login of %s for `%s ssh`: %v\n", programName, ready.Name, programName, err)
+		}
 	}
-	fmt.Fprintf(a.stdout, "id:   %s\nname: %s\nip:   %s\nssh:  %s\n", ready.ID, ready.Name, ready.IP(), sshCommand(a.p.Name(), ready))
+	if a.jsonOut {
+		j := a.instanceJSON(ready)
+		j.Failover = tried
+		if rep != nil {
+			j.SSHReady = a.loginJSON(rep, ready.Name)
+		}
+		return a.printJSON(j)
+	}
+	fmt.Fprintf(a.stdout, "id:    %s\nname:  %s\nip:    %s\nssh:   %s\n", ready.ID, ready.Name, ready.IP(), a.sshHint(ready.Name))
+	if rep != nil {
+		line := stagesLine(rep.Stages)
+		if rep.CloudInit != nil {
+			line += " (cloud-init: " + rep.CloudInit.Status + ")"
+		}
+		fmt.Fprintf(a.stdout, "ready: %s\n", line)
+	}
 	return nil
+}
+
+// attemptJSON is one placement a failover tried.
+type attemptJSON struct {
+	Region string `json:"region"`
+	Size   string `json:"size"`
+	Error  string `json:"error,omitempty"`
+}
+
+// placementList writes placements as "fsn1 cx22, fsn1 cpx11, ...".
+func placementList(pl []provider.Placement) string {
+	parts := make([]string, len(pl))
+	for i, p := range pl {
+		parts[i] = p.Region + " " + p.Size
+	}
+	return strings.Join(parts, ", ")
+}
+
+// errText is an error's text without the library's "spuff: " prefix, ""
+// for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.TrimPrefix(err.Error(), "spuff: ")
 }
 
 // cleanup destroys a half-made machine that this command made (ours), or
@@ -266,7 +447,13 @@ func (a *app) cleanup(id string, ours, keep bool) {
 
 // progress shows a wait's state on stderr: redrawn in place every half
 // second on a terminal, one line per change of state otherwise. The first
-// line comes at once, whenever the first poll is due.
+// line comes at once, whenever the first poll is due. A wait for SSH
+// (WaitSSH) shows its stages as they pass: on a terminal
+//
+//	waiting for dev-1: api 3.1s, port 520ms, handshake 3ms; auth: keys refused, 3.7s
+//
+// and otherwise a line as each stage ends ("waiting for dev-1: port done
+// in 520ms (4 attempts)").
 type progress struct {
 	w     io.Writer
 	tty   bool
@@ -275,8 +462,14 @@ type progress struct {
 	stop  chan struct{}
 	done  chan struct{}
 
-	mu    sync.Mutex
-	state string
+	mu       sync.Mutex
+	finished bool
+	state    string
+	// stage is the stage of a wait for SSH the state belongs to; "" for
+	// WaitReady's polls (and WaitSSH's api stage, shown the same way).
+	stage provider.Stage
+	// passed are the stages of a wait for SSH that ended.
+	passed []provider.StageTiming
 }
 
 func newProgress(w io.Writer, tty bool, name, state string) *progress {
@@ -306,13 +499,30 @@ func newProgress(w io.Writer, tty bool, name, state string) *progress {
 	return p
 }
 
+// current is the state being waited in: "new", "port: connection refused".
+func (p *progress) current() string {
+	if p.stage == "" || p.stage == provider.StageAPI {
+		return p.state
+	}
+	if p.state == "" {
+		return string(p.stage)
+	}
+	return string(p.stage) + ": " + p.state
+}
+
 func (p *progress) drawLocked() {
 	el := time.Since(p.start).Round(100 * time.Millisecond)
 	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[Kwaiting for %s: %s, %s", p.name, p.state, el)
+		what := p.current()
+		if len(p.passed) > 0 && what != "" {
+			what = stagesLine(p.passed) + "; " + what
+		} else if len(p.passed) > 0 {
+			what = stagesLine(p.passed)
+		}
+		fmt.Fprintf(p.w, "\r\033[Kwaiting for %s: %s, %s", p.name, what, el)
 		return
 	}
-	fmt.Fprintf(p.w, "waiting for %s: %s after %s\n", p.name, p.state, el)
+	fmt.Fprintf(p.w, "waiting for %s: %s after %s\n", p.name, p.current(), el)
 }
 
 // event is the WaitTrace hook: it records the state a poll saw.
@@ -323,17 +533,53 @@ func (p *progress) event(e provider.WaitEvent) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if state == p.state {
+	if p.finished || state == p.state && e.Stage == p.stage {
 		return
 	}
-	p.state = state
+	for _, st := range p.passed {
+		if st.Stage == e.Stage {
+			return // the poll that ended a stage, reported after its end
+		}
+	}
+	p.state, p.stage = state, e.Stage
 	if !p.tty {
 		p.drawLocked()
 	}
 }
 
-// finish stops the redrawing and ends the line.
+// stageDone is the WaitTrace hook for the end of a stage of WaitSSH.
+func (p *progress) stageDone(e provider.StageEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.Err != nil || p.finished {
+		return // the error is the command's to report
+	}
+	p.passed = append(p.passed, e.StageTiming)
+	p.state, p.stage = "", ""
+	if !p.tty {
+		unit := "attempt"
+		if e.Stage == provider.StageAPI {
+			unit = "poll"
+		} else if e.Stage == provider.StageCloudInit {
+			unit = "check"
+		}
+		if e.Attempts != 1 {
+			unit += "s"
+		}
+		fmt.Fprintf(p.w, "waiting for %s: %s done in %s (%d %s)\n", p.name, e.Stage, roundDuration(e.Duration), e.Attempts, unit)
+	}
+}
+
+// finish stops the redrawing and ends the line. It may be called more
+// than once.
 func (p *progress) finish() {
+	p.mu.Lock()
+	if p.finished {
+		p.mu.Unlock()
+		return
+	}
+	p.finished = true
+	p.mu.Unlock()
 	close(p.stop)
 	<-p.done
 	if p.tty {
@@ -425,7 +671,7 @@ func cmdStatus(a *app, args []string) error {
 		fmt.Fprintf(tw, "labels:\t%s\n", labelFlag(in.Labels))
 	}
 	if in.Ready() {
-		fmt.Fprintf(tw, "ssh:\t%s\n", sshCommand(a.p.Name(), in))
+		fmt.Fprintf(tw, "ssh:\t%s\n", a.sshHint(in.Name))
 	}
 	return tw.Flush()
 }

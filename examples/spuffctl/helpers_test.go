@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -119,9 +120,21 @@ func (e *env) run(args ...string) result {
 // runInput runs spuffctl args with stdin as its input.
 func (e *env) runInput(stdin string, args ...string) result {
 	e.t.Helper()
+	return e.runAt(e.home, stdin, args...)
+}
+
+// runIn runs spuffctl args in the directory dir, with stdin empty.
+func (e *env) runIn(dir string, args ...string) result {
+	e.t.Helper()
+	return e.runAt(dir, "", args...)
+}
+
+func (e *env) runAt(dir, stdin string, args ...string) result {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := e.command(ctx, args...)
+	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &errb, strings.NewReader(stdin)
 	err := cmd.Run()
@@ -181,7 +194,7 @@ func (e *env) lsWait(providerName string, want int) []instanceJSON {
 func (e *env) cloud(b *backend, fn func(c *simcloud.Cloud)) {
 	e.t.Helper()
 	path := simStatePath(e.dir, b.name)
-	c, err := loadCloud(b, path, 150*time.Millisecond)
+	c, err := loadCloud(b, path, 150*time.Millisecond, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -198,6 +211,19 @@ func ids(list []instanceJSON) []string {
 		out = append(out, in.ID)
 	}
 	return out
+}
+
+// regexpFind returns the first submatch of the regular expression re in s
+// (the whole match when re has no group), or "".
+func regexpFind(re, s string) string {
+	m := regexp.MustCompile(re).FindStringSubmatch(s)
+	switch len(m) {
+	case 0:
+		return ""
+	case 1:
+		return m[0]
+	}
+	return m[1]
 }
 
 // parseInstance decodes up's or status's --json output.

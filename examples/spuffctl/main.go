@@ -109,7 +109,7 @@ func commands() []command {
 		{"providers", "list the providers and where their credentials come from",
 			[]string{"providers [--json]"}, cmdProviders},
 		{"up", "create a machine and wait until it is ready",
-			[]string{"up [--provider p] [--region r] [--size s] [--image ubuntu:24.04] [--name n] [--label k=v]... [--user-data @file] [--ssh-key k]... [--ttl 2h] [--keep] [--json]"}, cmdUp},
+			[]string{"up [--provider p] [--region r,...] [--size s,...] [--image ubuntu:24.04] [--name n] [--label k=v]... [--user-data @file] [--ssh-key k]... [--identity file] [--ssh-user u] [--no-ssh-wait] [--no-cloud-init] [--ttl 2h] [--keep] [--json]"}, cmdUp},
 		{"ls", "list the machines spuff manages",
 			[]string{"ls [--provider p] [--json]"}, cmdLs},
 		{"status", "show one machine",
@@ -120,6 +120,10 @@ func commands() []command {
 			[]string{"snapshot create <id|name> [--name n] [--provider p] [--json]", "snapshot ls [--provider p] [--json]", "snapshot rm <snapshot>... [--provider p]"}, cmdSnapshot},
 		{"reap", "destroy the machines and snapshots past their expiry (--ttl)",
 			[]string{"reap [--dry-run] [--older-than 24h] [--provider p] [--json]"}, cmdReap},
+		{"ssh", "log in to a machine, or run a command on it, with the system ssh (host key checked)",
+			[]string{"ssh <id|name> [--provider p] [--user u] [--identity file] [--print] [-- command...]"}, cmdSSH},
+		{"sizes", "list the sizes and regions that fit, cheapest first, from the cloud's catalogue",
+			[]string{"sizes [--provider p] [--min-cpu 2] [--min-mem 4] [--arch arm64] [--region r]... [--max-price 0.05] [--json]"}, cmdSizes},
 		{"keys", "list the account's SSH keys",
 			[]string{"keys [--provider p] [--json]"}, cmdKeys},
 		{"sim", "show, reset or serve the built-in simulated clouds",
@@ -173,9 +177,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	var uerr *usageError
 	var serr *signalError
+	var xerr *exitStatus
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &xerr):
+		return xerr.code
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &uerr):

@@ -63,7 +63,7 @@ func TestTTLAndReap(t *testing.T) {
 			r = e.must("reap", "--provider", p, "--json")
 			var rep struct {
 				Destroyed []struct{ ID string } `json:"destroyed"`
-				Kept      int                  `json:"kept"`
+				Kept      int                   `json:"kept"`
 			}
 			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 				t.Fatalf("reap --json printed %q: %v", r.stdout, err)

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/providertest/ec2sim"
 	"github.com/spuffgo/spuff/providertest/simcloud"
+	"github.com/spuffgo/spuff/providertest/simssh"
 )
 
 // A simulated cloud's state lives in <dir>/sim-<provider>.json, a saved
@@ -41,6 +44,9 @@ type simSession struct {
 	// session uses one (cloud and srv are then nil).
 	remote *serveRecord
 	boot   time.Duration
+	// sshd serves the SSH of the cloud's machines, when the session
+	// serves the cloud itself.
+	sshd *simssh.Server
 }
 
 // simStateDir is where simulated clouds keep their state: $SPUFF_SIM_DIR,
@@ -78,8 +84,8 @@ func simOptions(boot time.Duration) simcloud.Options {
 	opts := simcloud.Realistic(scale)
 	cloud := time.Duration(float64(boot) / scale) // boot, in the cloud's time
 	opts.BootDelay, opts.SnapshotDelay = cloud, cloud/2
-	opts.SnapshotFailRate = -1 // a demonstration's snapshots do not fail at random
-	opts.Seed = uint64(time.Now().UnixNano())
+	opts.SnapshotFailRate = -1                // a demonstration's snapshots do not fail at random
+	opts.Seed = uint64(time.Now().UnixNano()) // loadCloud sets the state's own
 	return opts
 }
 
@@ -95,6 +101,40 @@ func simBoot(getenv func(string) string) (time.Duration, error) {
 		return 0, fmt.Errorf("SPUFF_SIM_BOOT=%q is not a duration such as 3s", v)
 	}
 	return d, nil
+}
+
+// simCapacity is the room of the simulated cloud's placements:
+// $SPUFF_SIM_CAPACITY, comma-separated REGION[/SIZE]=N items ("*" for any
+// region or size), each bounding how many machines the placement holds at
+// once; past it, a create there is refused for capacity, as a real cloud
+// refuses when a region runs out of a size. "fsn1=0" leaves no room in
+// fsn1, "*/cx22=1" room for one cx22 anywhere. Unset, placements are
+// unbounded. The bounds hold for the one process (they are not kept in
+// the state), so that `up --region fsn1,nbg1` can be seen to move on.
+func simCapacity(getenv func(string) string) ([]simcloud.Capacity, error) {
+	v := getenv("SPUFF_SIM_CAPACITY")
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var out []simcloud.Capacity
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		where, n, ok := strings.Cut(item, "=")
+		region, size, _ := strings.Cut(where, "/")
+		max, err := strconv.Atoi(strings.TrimSpace(n))
+		region, size = strings.TrimSpace(region), strings.TrimSpace(size)
+		if !ok || err != nil || max < 0 || region == "" || strings.Contains(size, "/") {
+			return nil, fmt.Errorf("SPUFF_SIM_CAPACITY=%q: %q is not REGION[/SIZE]=N, such as fsn1=0 or */cx22=1", v, item)
+		}
+		if region == "*" {
+			region = ""
+		}
+		if size == "*" {
+			size = ""
+		}
+		out = append(out, simcloud.Capacity{Region: region, Size: size, Max: max})
+	}
+	return out, nil
 }
 
 // usableDir makes dir if needed and checks that files can be created in
@@ -115,7 +155,7 @@ func usableDir(dir string) error {
 // openSim takes the state of b's simulated cloud in dir and serves it, or
 // finds the `sim serve` process serving it. It waits, saying so on
 // stderr, while another spuffctl holds the state.
-func openSim(ctx context.Context, b *backend, dir string, boot time.Duration, stderr io.Writer) (*simSession, error) {
+func openSim(ctx context.Context, b *backend, dir string, boot time.Duration, capacity []simcloud.Capacity, stderr io.Writer) (*simSession, error) {
 	if err := usableDir(dir); err != nil {
 		return nil, err
 	}
@@ -127,13 +167,13 @@ func openSim(ctx context.Context, b *backend, dir string, boot time.Duration, st
 	if remote != nil {
 		return &simSession{path: path, remote: remote, boot: remote.Boot}, nil
 	}
-	cloud, err := loadCloud(b, path, boot)
+	cloud, err := loadCloud(b, path, boot, capacity)
 	if err != nil {
 		lock.release()
 		return nil, err
 	}
 	srv := simcloud.NewServer(cloud, b.sim.handler(cloud))
-	return &simSession{path: path, lock: lock, cloud: cloud, srv: srv, boot: boot}, nil
+	return &simSession{path: path, lock: lock, cloud: cloud, srv: srv, boot: boot, sshd: simssh.New(cloud, simssh.Options{})}, nil
 }
 
 // acquire takes the lock of provider name's state in dir, waiting while
@@ -175,10 +215,48 @@ func acquire(ctx context.Context, dir, name string, stderr io.Writer, useServer 
 	}
 }
 
+// simSeedPath is where the seed of a simulated cloud's world is kept,
+// beside its state: the machines' host keys derive from it (and the
+// cloud's console output shows their fingerprints), so a machine shows
+// the same host key to every spuffctl process, as a real one does.
+func simSeedPath(statePath string) string {
+	return strings.TrimSuffix(statePath, ".json") + ".seed"
+}
+
+// simSeed returns the seed kept for the state at statePath, making and
+// keeping a new one when there is none (a new cloud, or a state saved
+// before seeds were kept).
+func simSeed(statePath string) (uint64, error) {
+	p := simSeedPath(statePath)
+	if b, err := os.ReadFile(p); err == nil {
+		if seed, err := strconv.ParseUint(strings.TrimSpace(string(b)), 16, 64); err == nil {
+			return seed, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("reading the simulated cloud's seed: %w", err)
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, err
+	}
+	seed := binary.BigEndian.Uint64(b[:])
+	if err := writeFileAtomic(p, []byte(strconv.FormatUint(seed, 16)+"\n")); err != nil {
+		return 0, fmt.Errorf("keeping the simulated cloud's seed: %w", err)
+	}
+	return seed, nil
+}
+
 // loadCloud reads the saved state at path, or makes a new cloud when there
-// is none.
-func loadCloud(b *backend, path string, boot time.Duration) (*simcloud.Cloud, error) {
+// is none. The cloud's seed is the one kept beside the state (simSeed);
+// capacity bounds its placements (simCapacity).
+func loadCloud(b *backend, path string, boot time.Duration, capacity []simcloud.Capacity) (*simcloud.Cloud, error) {
 	opts := simOptions(boot)
+	opts.Capacity = append(opts.Capacity, capacity...)
+	seed, err := simSeed(path)
+	if err != nil {
+		return nil, err
+	}
+	opts.Seed = seed
 	f, err := os.Open(path)
 	switch {
 	case err == nil:
@@ -232,12 +310,17 @@ func saveCloud(cloud *simcloud.Cloud, path string) error {
 
 // config returns the Config that reaches the simulated cloud, with a wait
 // policy tuned to its boot time.
+// Its DialContext reaches the machines' SSH servers.
 func (s *simSession) config(b *backend) provider.Config {
 	if s.remote != nil {
 		c := s.remote.Clouds[b.name]
-		return b.remoteSimConfig(c.URL, c.Token, s.remote.Boot)
+		cfg := b.remoteSimConfig(c.URL, c.Token, s.remote.Boot)
+		cfg.DialContext = c.dialer()
+		return cfg
 	}
-	return b.sim.config(s.srv)
+	cfg := b.sim.config(s.srv)
+	cfg.DialContext = s.sshd.DialContext
+	return cfg
 }
 
 // regions lists the simulated cloud's regions.
@@ -253,6 +336,7 @@ func (s *simSession) close() error {
 	if s.remote != nil {
 		return nil
 	}
+	_ = s.sshd.Close()
 	s.srv.Close()
 	defer s.lock.release()
 	return saveCloud(s.cloud, s.path)
@@ -270,6 +354,9 @@ type serveRecord struct {
 type servedCloud struct {
 	URL   string `json:"url"`
 	Token string `json:"token"` // the simulated account's credential
+	// SSH is the address of the server's gateway to the SSH of the
+	// cloud's machines and its account's keys (see simGateway).
+	SSH string `json:"ssh,omitempty"`
 }
 
 func serveRecordPath(dir string) string { return filepath.Join(dir, "serve.json") }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spuffgo/spuff/provider"
 	"github.com/spuffgo/spuff/providertest/simcloud"
+	"github.com/spuffgo/spuff/providertest/simssh"
 )
 
 func cmdSim(a *app, args []string) error {
@@ -32,6 +33,10 @@ func cmdSim(a *app, args []string) error {
 		return usagef("sim needs a subcommand: path, reset or serve")
 	case "path", "reset", "serve":
 		a.sub = sub
+	case "proxy":
+		// Hidden: the ProxyCommand `spuffctl ssh` gives the system ssh
+		// on a simulated cloud.
+		return a.cmdSimProxy(rest)
 	default:
 		return usagef("unknown sim subcommand %q (want path, reset or serve)", sub)
 	}
@@ -72,6 +77,13 @@ func cmdSim(a *app, args []string) error {
 				return err
 			}
 			err = os.Remove(p)
+			// The seed and the host keys recorded for the cloud's machines
+			// go with it: a new cloud's machine 100001 is another machine.
+			for _, extra := range []string{simSeedPath(p), simLoginDir(dir, b.name)} {
+				if rerr := os.RemoveAll(extra); err == nil {
+					err = rerr
+				}
+			}
 			lock.release()
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
@@ -114,6 +126,8 @@ type served struct {
 	srv   *http.Server
 	url   string
 	calls int // the cloud's API calls at the last save
+	sshd  *simssh.Server
+	gw    *simGateway
 }
 
 // simServe serves the simulated clouds of chosen on loopback (or where
@@ -133,6 +147,10 @@ func (a *app) simServe(chosen []*backend, dir, listen string) error {
 		return usagef("--listen %q: want host:port, such as 127.0.0.1:4580 (port 0 picks free ports)", listen)
 	}
 	boot, err := simBoot(a.getenv)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	capacity, err := simCapacity(a.getenv)
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -159,7 +177,7 @@ func (a *app) simServe(chosen []*backend, dir, listen string) error {
 			return err
 		}
 		clouds = append(clouds, s)
-		if s.cloud, err = loadCloud(b, s.path, boot); err != nil {
+		if s.cloud, err = loadCloud(b, s.path, boot, capacity); err != nil {
 			return err
 		}
 		p := 0
@@ -174,7 +192,11 @@ func (a *app) simServe(chosen []*backend, dir, listen string) error {
 		s.url = "http://" + net.JoinHostPort(urlHost, lport)
 		s.srv = &http.Server{Handler: b.sim.handler(s.cloud), ReadHeaderTimeout: 30 * time.Second}
 		go func() { _ = s.srv.Serve(ln) }()
-		rec.Clouds[b.name] = servedCloud{URL: s.url, Token: s.cloud.Token()}
+		s.sshd = simssh.New(s.cloud, simssh.Options{})
+		if s.gw, err = startGateway(host, s.cloud, s.sshd); err != nil {
+			return fmt.Errorf("serving the simulated %s cloud's SSH gateway: %w", b.name, err)
+		}
+		rec.Clouds[b.name] = servedCloud{URL: s.url, Token: s.cloud.Token(), SSH: s.gw.ln.Addr().String()}
 	}
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
@@ -209,7 +231,8 @@ func (a *app) simServe(chosen []*backend, dir, listen string) error {
 // save.
 func (s *served) checkpoint() error {
 	n := s.cloud.TotalCalls()
-	if n == s.calls {
+	dirty := s.gw != nil && s.gw.dirty.Swap(false)
+	if n == s.calls && !dirty {
 		return nil
 	}
 	if err := saveCloud(s.cloud, s.path); err != nil {
@@ -222,6 +245,12 @@ func (s *served) checkpoint() error {
 // stop shuts the server down (letting requests in flight finish), saves
 // the state and releases it.
 func (s *served) stop(a *app) {
+	if s.gw != nil {
+		s.gw.close()
+	}
+	if s.sshd != nil {
+		_ = s.sshd.Close()
+	}
 	if s.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = s.srv.Shutdown(ctx)
@@ -257,4 +286,28 @@ func (a *app) printServeEnv(clouds []*served) {
 			fmt.Fprintf(w, "export AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=simulated\nexport AWS_ENDPOINT_URL=%s\nexport AWS_REGION=%s\nexport AWS_DEFAULT_REGION=%s\n", tok, s.url, region, region)
 		}
 	}
+}
+
+// cmdSimProxy is `sim proxy --provider p HOST PORT`: see simProxy.
+func (a *app) cmdSimProxy(args []string) error {
+	a.sub = "proxy"
+	rest, err := a.parse(a.flags(), args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 2 {
+		return usagef("sim proxy takes a machine's address and port")
+	}
+	chosen, err := a.simBackends()
+	if err != nil {
+		return err
+	}
+	if len(chosen) != 1 {
+		return usagef("sim proxy needs --provider")
+	}
+	dir, err := simStateDir(a.getenv)
+	if err != nil {
+		return err
+	}
+	return a.simProxy(chosen[0], dir, rest[0], rest[1])
 }
