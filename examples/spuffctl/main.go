@@ -14,7 +14,7 @@
 // Usage:
 //
 //	spuffctl providers [--json]
-//	spuffctl up [--provider p] [--region r] [--size s] [--image ubuntu:24.04] [--name n] [--label k=v]... [--user-data @file] [--ssh-key k]... [--keep] [--json]
+//	spuffctl up [--provider p] [--region r,...] [--size s,...] [--image ubuntu:24.04] [--name n] [--label k=v]... [--user-data @file] [--ssh-key k]... [--identity file] [--ssh-user u] [--no-ssh-wait] [--no-cloud-init] [--ttl 2h] [--keep] [--json]
 //	spuffctl ls [--provider p] [--json]
 //	spuffctl status <id|name> [--provider p] [--json]
 //	spuffctl down <id|name>... [--provider p]
@@ -22,6 +22,9 @@
 //	spuffctl snapshot create <id|name> [--name n] [--provider p] [--json]
 //	spuffctl snapshot ls [--provider p] [--json]
 //	spuffctl snapshot rm <snapshot>... [--provider p]
+//	spuffctl reap [--dry-run] [--older-than 24h] [--provider p] [--json]
+//	spuffctl ssh <id|name> [--provider p] [--user u] [--identity file] [--print] [-- command...]
+//	spuffctl sizes [--provider p] [--min-cpu 2] [--min-mem 4] [--arch arm64] [--region r]... [--max-price 0.05] [--json]
 //	spuffctl keys [--provider p] [--json]
 //	spuffctl sim path [--provider p]
 //	spuffctl sim reset [--provider p]
