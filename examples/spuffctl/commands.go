@@ -442,6 +442,7 @@ func (a *app) cleanup(id string, ours, keep bool) {
 		fmt.Fprintf(a.stderr, "could not destroy the half-made machine %s: %v\ndestroy it with: %s down --provider %s %s\n", id, err, programName, a.p.Name(), id)
 		return
 	}
+	a.forgetLogin(id)
 	fmt.Fprintf(a.stderr, "destroyed the half-made machine %s\n", id)
 }
 

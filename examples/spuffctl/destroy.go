@@ -78,6 +78,7 @@ func cmdDown(a *app, args []string) error {
 			continue
 		}
 		destroyed = append(destroyed, in.ID)
+		a.forgetLogin(in.ID)
 		if !a.jsonOut {
 			fmt.Fprintf(a.stdout, "destroyed %s (%s)\n", in.ID, in.Name)
 		}

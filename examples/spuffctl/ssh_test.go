@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -262,5 +264,15 @@ func TestSSHAfterNoSSHWait(t *testing.T) {
 	}
 	if r := e.must("ssh", "bare", "--provider", "hetzner", "--identity", ".ssh/k", "--", "hostname"); r.stdout != "bare\n" {
 		t.Errorf("ssh bare --identity .ssh/k -- hostname:\n%v", r)
+	}
+
+	// down forgets how it logged in to the machine it destroyed.
+	record := filepath.Join(simLoginDir(e.dir, "hetzner"), "machines", "hetzner-"+web.ID+".json")
+	if _, err := os.Stat(record); err != nil {
+		t.Fatalf("up recorded no login for web: %v", err)
+	}
+	e.must("down", "web", "--provider", "hetzner")
+	if _, err := os.Stat(record); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after down web, its login record %s: %v, want it removed", record, err)
 	}
 }
