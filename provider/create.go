@@ -252,7 +252,11 @@ func (m *machines) CreateInstance(ctx context.Context, req InstanceRequest) (*In
 func (m *machines) create(ctx context.Context, dr *driver.Request, key, kind string) (*Instance, error) {
 	const op = "CreateInstance"
 	prior, wasUnsure := m.unsure.get(key)
-	if inst, err := m.existing(ctx, dr.Name, key); err != nil || inst != nil {
+	// The look-ups before the create, and the create, are new work: they
+	// yield to the calls for machines already made (see yieldToProgress).
+	// The look-ups after an unknown outcome are not: a machine may exist.
+	newWork := yieldToProgress(ctx)
+	if inst, err := m.existing(newWork, dr.Name, key); err != nil || inst != nil {
 		if inst != nil {
 			m.unsure.remove(key)
 		}
@@ -286,7 +290,7 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key, kind str
 		c := *prior.in // repeat that call exactly: its token, plan and expiry
 		in = &c
 	} else {
-		plan, err := retried(ctx, m.pol, op, func(ctx context.Context) (any, error) { return m.d.Prepare(ctx, dr) })
+		plan, err := retried(newWork, m.pol, op, func(ctx context.Context) (any, error) { return m.d.Prepare(ctx, dr) })
 		if err != nil {
 			return nil, err
 		}
@@ -299,7 +303,7 @@ func (m *machines) create(ctx context.Context, dr *driver.Request, key, kind str
 	reused := false      // the token already named a machine since destroyed
 	err := m.pol.loop(ctx, op, func(ctx context.Context) (bool, error) {
 		var out *driver.Instance
-		ctx, sent := withSentAt(ctx)
+		ctx, sent := withSentAt(yieldToProgress(ctx))
 		defer func() { madeAt = sent() }()
 		err := m.pol.once(ctx, op, func(ctx context.Context) error {
 			var err error

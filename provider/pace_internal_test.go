@@ -238,3 +238,65 @@ func TestPacerShare(t *testing.T) {
 		t.Errorf("nil pacer: share %v, want +Inf", got)
 	}
 }
+
+// A sliding window (DigitalOcean's per-request timers) admits no more than
+// its size less the reserve in any one period: a bucket's burst and refill
+// together would admit nearly twice that, and the cloud would answer 429.
+func TestPacerSlidingWindow(t *testing.T) {
+	t.Parallel()
+	for _, sliding := range []bool{false, true} {
+		p := NewPacer(RateLimit{Requests: 20, Per: time.Second, Sliding: sliding})
+		now := time.Now()
+		p.mu.Lock()
+		for i := range 19 {
+			if d := p.takeLocked(now, ""); d != 0 {
+				t.Fatalf("sliding %v: request %d waits %v, want 0 (19 of 20 admitted at once)", sliding, i+1, d)
+			}
+		}
+		got := p.takeLocked(now, "")
+		// Half a second on: the bucket has refilled 10 tokens; the
+		// window still holds the 19 requests made at now.
+		later := p.takeLocked(now.Add(500*time.Millisecond), "")
+		p.mu.Unlock()
+		want, wantLater := 50*time.Millisecond, time.Duration(0)
+		if sliding {
+			want, wantLater = time.Second, 500*time.Millisecond
+		}
+		if got < want-time.Millisecond || got > want+time.Millisecond || later < wantLater-time.Millisecond || later > wantLater+time.Millisecond {
+			t.Errorf("sliding %v: the 20th request waits %v and the 21st, 500 ms later, %v; want %v and %v", sliding, got, later, want, wantLater)
+		}
+	}
+}
+
+// New work (a create) yields to calls for machines already made: it does
+// not join a queue longer than two tokens' time, so a poll that comes
+// after it goes first.
+func TestPacerNewWorkYields(t *testing.T) {
+	t.Parallel()
+	p := NewPacer(RateLimit{Requests: 10, Per: time.Second}) // 10 at once, then one every 100 ms
+	p.mu.Lock()
+	now := time.Now()
+	for range 20 { // a queue of 1 s
+		p.takeLocked(now, "")
+	}
+	tokens := p.buckets[0].tokens
+	p.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.wait(yieldToProgress(ctx), "") }()
+	time.Sleep(100 * time.Millisecond)
+	p.mu.Lock()
+	taken := tokens - p.buckets[0].tokens // the refill aside: tokens only grow if the create took none
+	p.mu.Unlock()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the yielding create's wait: %v, want context.Canceled (it should still be waiting to join)", err)
+	}
+	if taken > 0 {
+		t.Errorf("a create joined a queue of 1 s (took %.1f tokens); want it to wait until the queue is under 200 ms", taken)
+	}
+	if got := p.Stats().Requests; got != 0 {
+		t.Errorf("Stats().Requests = %d, want 0 (the create was never admitted)", got)
+	}
+}

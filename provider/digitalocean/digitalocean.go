@@ -115,11 +115,12 @@ const ExpectedSnapshot = 2 * time.Minute
 const keysClass = "keys"
 
 // RateLimits are DigitalOcean's published API limits per account: 250
-// requests a minute, 5,000 an hour, and 10 a minute for the key listing.
+// requests a minute, 5,000 an hour, and 10 a minute for the key listing,
+// each request counted on its own timer for the window (sliding windows).
 var RateLimits = []provider.RateLimit{
-	{Requests: 250, Per: time.Minute},
-	{Requests: 5000, Per: time.Hour},
-	{Requests: 10, Per: time.Minute, Class: keysClass},
+	{Requests: 250, Per: time.Minute, Sliding: true},
+	{Requests: 5000, Per: time.Hour, Sliding: true},
+	{Requests: 10, Per: time.Minute, Class: keysClass, Sliding: true},
 }
 
 func init() { provider.Register(Name, opener{}) }

@@ -85,6 +85,13 @@ type RateLimit struct {
 	Requests int
 	Per      time.Duration
 	Class    string
+	// Sliding: the cloud counts each request against the window for Per
+	// after it was made (DigitalOcean's per-request timers), rather than
+	// refilling a bucket continuously (EC2, Hetzner). A bucket's burst
+	// and refill together admit up to twice Requests in one Per; a sliding
+	// window admits Requests, so the pacer also keeps a log of the last
+	// Requests' send times for it.
+	Sliding bool
 }
 
 // AccountKey names an account for Info.Account: the endpoint and a hash
