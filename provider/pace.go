@@ -147,7 +147,9 @@ func (p *Pacer) wait(ctx context.Context, class string) error {
 		}
 	}
 	yields := yieldsToProgress(ctx)
-	for counted := false; ; counted = true {
+	var yielded time.Duration // how long new work stood aside
+	counted := false          // the request is in the stats
+	for {
 		p.mu.Lock()
 		now := time.Now()
 		if yields {
@@ -159,16 +161,18 @@ func (p *Pacer) wait(ctx context.Context, class string) error {
 				if !sleep(over) {
 					return ctx.Err()
 				}
-				counted = false // not admitted yet
+				yielded += over
 				continue
 			}
 		}
 		delay, gen := p.takeLocked(now, class), p.gen
 		p.stats.Requests += b2i(!counted)
-		if delay > 0 {
+		if delay > 0 || yielded > 0 {
 			p.stats.Delayed += b2i(!counted)
-			p.stats.Waited += delay
+			p.stats.Waited += delay + yielded
+			yielded = 0
 		}
+		counted = true
 		p.mu.Unlock()
 		if delay <= 0 {
 			return ctx.Err()
