@@ -255,31 +255,18 @@ func (p *Pacer) horizonLocked(class string) time.Duration {
 func (b *bucket) covers(class string) bool { return b.class == "" || b.class == class }
 
 // takeLocked takes a token from every window covering class and returns
-// how long the request must wait for it.
+// how long the request must wait for it (backlogLocked's wait).
 func (p *Pacer) takeLocked(now time.Time, class string) time.Duration {
-	var delay time.Duration
-	if d := p.until.Sub(now); d > 0 {
-		delay = d
-	}
+	delay := p.backlogLocked(now, class)
 	for i := range p.buckets {
 		b := &p.buckets[i]
 		if !b.covers(class) {
 			continue
 		}
-		b.refill(now)
 		b.tokens--
-		if b.tokens < b.margin {
-			if d := time.Duration((b.margin - b.tokens) / b.rate * float64(time.Second)); d > delay {
-				delay = d
-			}
-		}
-		delay = max(delay, b.slide(now))
-	}
-	// The request leaves at now+delay: that is its time in the sliding
-	// logs (a slot given back stays in them, erring on the slow side).
-	for i := range p.buckets {
-		b := &p.buckets[i]
-		if b.covers(class) && len(b.log) > 0 {
+		// The request leaves at now+delay: that is its time in a sliding
+		// log (a slot given back stays in it, erring on the slow side).
+		if len(b.log) > 0 {
 			b.log[b.head] = now.Add(delay)
 			b.head = (b.head + 1) % len(b.log)
 		}
