@@ -166,13 +166,9 @@ func (a *app) open() error {
 	a.backend = b
 	var cfg provider.Config
 	if !c.real {
-		boot, err := simBoot(a.getenv)
+		boot, capacity, err := simKnobs(a.getenv)
 		if err != nil {
-			return usagef("%v", err)
-		}
-		capacity, err := simCapacity(a.getenv)
-		if err != nil {
-			return usagef("%v", err)
+			return err
 		}
 		dir, err := simStateDir(a.getenv)
 		if err != nil {

@@ -602,20 +602,7 @@ func cmdLs(a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if a.jsonOut {
-		out := make([]instanceJSON, 0, len(list))
-		for _, in := range list {
-			out = append(out, a.instanceJSON(in))
-		}
-		return a.printJSON(out)
-	}
-	if len(list) == 0 {
-		fmt.Fprintf(a.stderr, "no machines managed by spuff on %s%s\n", a.p.Name(), a.searched())
-		return nil
-	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tIP\tREGION\tSIZE\tAGE\tEXPIRES")
-	for _, in := range list {
+	return printList(a, list, "machines", a.instanceJSON, "ID\tNAME\tSTATUS\tIP\tREGION\tSIZE\tAGE\tEXPIRES", func(in *provider.Instance) string {
 		ip := "-"
 		if in.IP().IsValid() {
 			ip = in.IP().String()
@@ -624,7 +611,29 @@ func cmdLs(a *app, args []string) error {
 		if !in.CreatedAt.IsZero() {
 			age = time.Since(in.CreatedAt).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Status, ip, in.Region, in.Size, age, expires(in.ExpiresAt))
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", in.ID, in.Name, in.Status, ip, in.Region, in.Size, age, expires(in.ExpiresAt))
+	})
+}
+
+// printList prints what ls and snapshot ls listed: with --json, each
+// item's JSON form; else a table of header and one row an item, or, on
+// stderr, that spuff manages no such things here.
+func printList[T, J any](a *app, list []T, what string, toJSON func(T) J, header string, row func(T) string) error {
+	if a.jsonOut {
+		out := make([]J, 0, len(list))
+		for _, v := range list {
+			out = append(out, toJSON(v))
+		}
+		return a.printJSON(out)
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(a.stderr, "no %s managed by spuff on %s%s\n", what, a.p.Name(), a.searched())
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, v := range list {
+		fmt.Fprintln(tw, row(v))
 	}
 	return tw.Flush()
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spuffgo/spuff/provider"
@@ -174,27 +173,13 @@ func cmdSnapshot(a *app, args []string) error {
 		if err != nil {
 			return err
 		}
-		if a.jsonOut {
-			out := make([]snapshotJSON, 0, len(list))
-			for _, s := range list {
-				out = append(out, a.snapshotJSON(s))
-			}
-			return a.printJSON(out)
-		}
-		if len(list) == 0 {
-			fmt.Fprintf(a.stderr, "no snapshots managed by spuff on %s%s\n", a.p.Name(), a.searched())
-			return nil
-		}
-		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tCREATED\tSIZE")
-		for _, s := range list {
+		return printList(a, list, "snapshots", a.snapshotJSON, "ID\tNAME\tCREATED\tSIZE", func(s *provider.Snapshot) string {
 			created := "-"
 			if !s.CreatedAt.IsZero() {
 				created = s.CreatedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f GB\n", s.ID, s.Name, created, s.SizeGB)
-		}
-		return tw.Flush()
+			return fmt.Sprintf("%s\t%s\t%s\t%.2f GB", s.ID, s.Name, created, s.SizeGB)
+		})
 	default: // rm
 		rest, ctx, cancel, err := a.begin(fs, rest, func(n int) bool { return n == 0 }, "snapshot rm takes snapshot IDs or names")
 		if err != nil {

@@ -89,6 +89,20 @@ func simOptions(boot time.Duration) simcloud.Options {
 	return opts
 }
 
+// simKnobs reads the simulated clouds' environment knobs, SPUFF_SIM_BOOT
+// and SPUFF_SIM_CAPACITY; an ill-formed one is a usage error.
+func simKnobs(getenv func(string) string) (time.Duration, []simcloud.Capacity, error) {
+	boot, err := simBoot(getenv)
+	if err != nil {
+		return 0, nil, usagef("%v", err)
+	}
+	capacity, err := simCapacity(getenv)
+	if err != nil {
+		return 0, nil, usagef("%v", err)
+	}
+	return boot, capacity, nil
+}
+
 // simBoot is the simulated boot time: $SPUFF_SIM_BOOT (a Go duration), else
 // 3 s — long enough to watch, short enough not to wait for.
 func simBoot(getenv func(string) string) (time.Duration, error) {

@@ -146,13 +146,9 @@ func (a *app) simServe(chosen []*backend, dir, listen string) error {
 	if err != nil || first < 0 || first+len(chosen)-1 > 65535 {
 		return usagef("--listen %q: want host:port, such as 127.0.0.1:4580 (port 0 picks free ports)", listen)
 	}
-	boot, err := simBoot(a.getenv)
+	boot, capacity, err := simKnobs(a.getenv)
 	if err != nil {
-		return usagef("%v", err)
-	}
-	capacity, err := simCapacity(a.getenv)
-	if err != nil {
-		return usagef("%v", err)
+		return err
 	}
 	if err := usableDir(dir); err != nil {
 		return err
