@@ -144,8 +144,12 @@ func badResponses(t *testing.T, tg target, b badAnswer) {
 			cfg.Retry.MaxAttempts = 1
 			cfg.Timeouts.HTTPRequest = 4 * time.Minute // reading tens of megabytes is slow under the race detector on a loaded machine
 		}
-		cfg.Timeouts.InstanceReady = 300 * time.Millisecond
-		cfg.Timeouts.ActionComplete = 300 * time.Millisecond
+		// Short, so that a wait fed bad answers ends well within each
+		// call's 2 s bound; long enough that the fixture's own machine and
+		// snapshot, made before any fault, are ready on a loaded machine
+		// under -race (at 300 ms they were not always polled in time).
+		cfg.Timeouts.InstanceReady = time.Second
+		cfg.Timeouts.ActionComplete = time.Second
 		cfg.Timeouts.PollInterval = 20 * time.Millisecond
 	})
 	src := f.ready("br-src")
